@@ -1,0 +1,3 @@
+from ates.cli import main
+
+main()

@@ -1,0 +1,263 @@
+"""The ``ates`` command (DESIGN.md §4). Service-specific words live in each service's
+``cli.py`` and are mounted here."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ates.clitools import DataDirOption, console, fail, load_settings, run, service_runtime
+from ates.config import SERVICES
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold passwords
+    help="aTES: tasks with payroll.",
+)
+schemas_app = typer.Typer(no_args_is_help=True, help="The event schema registry.")
+dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters of a service.")
+app.add_typer(schemas_app, name="schemas")
+app.add_typer(dlq_app, name="dlq")
+
+ServiceArg = Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}.")]
+
+
+def _check_service(name: str) -> str:
+    if name not in SERVICES:
+        fail(f"unknown service {name!r}: one of {', '.join(SERVICES)}")
+    return name
+
+
+@app.command()
+def up(
+    data_dir: DataDirOption = None,
+    port_base: Annotated[int | None, typer.Option(help="auth on N, tasks N+1, … (8000)")] = None,
+) -> None:
+    """Start the whole system on this machine (bundled NATS, SQLite files)."""
+    from ates.platform.embedded_nats import EmbeddedNatsError
+    from ates.platform.telemetry import configure_logging
+    from ates.stack import StackError, run_stack
+
+    configure_logging("WARNING")
+    settings = load_settings(data_dir, port_base=port_base)
+    try:
+        raise typer.Exit(run_stack(settings, echo=console.print))
+    except (StackError, EmbeddedNatsError) as error:
+        fail(str(error), code=1)
+
+
+@app.command()
+def serve(
+    service: ServiceArg,
+    data_dir: DataDirOption = None,
+    migrate: Annotated[bool, typer.Option(help="Apply migrations before starting.")] = True,
+) -> None:
+    """Run one service against the broker and database named by the environment."""
+    import uvicorn
+
+    from ates.platform.service import create_app
+    from ates.platform.telemetry import configure_logging
+    from ates.services.registry import spec
+
+    _check_service(service)
+    settings = load_settings(data_dir)
+    if settings.broker_url is None:
+        fail("ATES_BROKER_URL is not set: 'ates serve' needs a broker ('ates up' starts one)")
+    configure_logging("INFO", json=settings.environment == "production")
+    if migrate:
+        from ates.platform import migrations
+
+        async def _migrate() -> None:
+            async with service_runtime(service, settings, migrate=False) as runtime:
+                await migrations.upgrade(service, runtime.db)
+
+        run(_migrate())
+    application = create_app(spec(service), settings)
+    config = uvicorn.Config(
+        application,
+        host=settings.host,
+        port=settings.port(service),
+        log_level="warning",
+        lifespan="on",
+        proxy_headers=True,
+    )
+    uvicorn.Server(config).run()
+
+
+@app.command()
+def migrate(
+    service: Annotated[str | None, typer.Argument(help="A service; all if omitted.")] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Apply database migrations."""
+    from ates.platform import migrations
+
+    settings = load_settings(data_dir)
+    targets = [_check_service(service)] if service else list(SERVICES)
+
+    async def _main() -> None:
+        for name in targets:
+            async with service_runtime(name, settings, migrate=False) as runtime:
+                await migrations.upgrade(name, runtime.db)
+                console.print(f"{name}: at {await migrations.current(name, runtime.db)}")
+
+    run(_main())
+
+
+# --- schemas ----------------------------------------------------------------------------
+
+LOCK_FILE = "registry.lock"
+
+
+def _lock_path() -> Path:
+    return Path(str(resources.files("ates.schemas") / LOCK_FILE))
+
+
+@schemas_app.command("check")
+def schemas_check() -> None:
+    """Check every schema and the compatibility rule between versions."""
+    from ates.platform.events import default_registry
+    from ates.platform.events.compat import check
+
+    path = _lock_path()
+    lock = json.loads(path.read_text()) if path.exists() else {}
+    problems = check(default_registry(), lock)
+    for problem in problems:
+        console.print(f"[red]✗[/] {problem}", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+    count = sum(1 for _ in default_registry())
+    console.print(f"registry ok: {count} schema versions, all compatible")
+
+
+@schemas_app.command("lock")
+def schemas_lock() -> None:
+    """Record the fingerprints of the released schemas (run when releasing a version)."""
+    from ates.platform.events import default_registry
+    from ates.platform.events.compat import lock_entries
+
+    path = _lock_path()
+    path.write_text(json.dumps(lock_entries(default_registry()), indent=2, sort_keys=True) + "\n")
+    console.print(f"wrote {path}")
+
+
+@schemas_app.command("docs")
+def schemas_docs(
+    output: Annotated[Path, typer.Option(help="Where to write the catalog.")] = Path(
+        "docs/events.md"
+    ),
+) -> None:
+    """Write the event catalog (Markdown) from the registry."""
+    from ates.platform.events import default_registry
+    from ates.platform.events.docs import render_catalog
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render_catalog(default_registry()))
+    console.print(f"wrote {output}")
+
+
+# --- dead letters -----------------------------------------------------------------------
+
+
+@dlq_app.command("list")
+def dlq_list(
+    service: ServiceArg,
+    data_dir: DataDirOption = None,
+    status: Annotated[str, typer.Option(help="pending, replayed, discarded or all")] = "pending",
+) -> None:
+    """List a service's dead letters."""
+    from rich.table import Table
+
+    from ates.platform.deadletters import list_dead_letters
+
+    settings = load_settings(data_dir)
+
+    async def _main() -> None:
+        async with service_runtime(_check_service(service), settings) as runtime:
+            letters = await list_dead_letters(runtime.db, None if status == "all" else status)
+        table = Table("id", "event", "subject", "attempts", "status", "error")
+        for letter in letters:
+            table.add_row(
+                str(letter.id),
+                letter.event_name or "?",
+                letter.subject,
+                str(letter.attempts),
+                letter.status,
+                letter.error[:80],
+            )
+        console.print(table if letters else f"{service}: no {status} dead letters")
+
+    run(_main())
+
+
+@dlq_app.command("show")
+def dlq_show(service: ServiceArg, letter_id: int, data_dir: DataDirOption = None) -> None:
+    """Show one dead letter in full."""
+    from ates.platform.deadletters import get_dead_letter
+
+    settings = load_settings(data_dir)
+
+    async def _main() -> None:
+        async with service_runtime(_check_service(service), settings) as runtime:
+            letter = await get_dead_letter(runtime.db, letter_id)
+        if letter is None:
+            fail(f"{service} has no dead letter {letter_id}", code=1)
+        console.print_json(json.dumps({**letter.__dict__, "created_at": str(letter.created_at)}))
+
+    run(_main())
+
+
+@dlq_app.command("replay")
+def dlq_replay(service: ServiceArg, letter_id: int, data_dir: DataDirOption = None) -> None:
+    """Apply a dead letter again (after a fix); it goes through the inbox like any event."""
+    from ates.platform import deadletters
+
+    settings = load_settings(data_dir)
+
+    async def _main() -> None:
+        async with service_runtime(_check_service(service), settings) as runtime:
+            try:
+                outcome = await deadletters.replay(runtime.consumer(), letter_id)
+            except (LookupError, ValueError) as error:
+                fail(str(error), code=1)
+            except Exception as error:
+                fail(f"replay of {letter_id} failed, it stays pending: {error!r}", code=1)
+        console.print(f"dead letter {letter_id}: {outcome}")
+
+    run(_main())
+
+
+@dlq_app.command("discard")
+def dlq_discard(service: ServiceArg, letter_id: int, data_dir: DataDirOption = None) -> None:
+    """Mark a dead letter as discarded (kept for the record, never applied)."""
+    from ates.platform import deadletters
+
+    settings = load_settings(data_dir)
+
+    async def _main() -> None:
+        async with service_runtime(_check_service(service), settings) as runtime:
+            try:
+                await deadletters.discard(runtime.db, letter_id)
+            except LookupError as error:
+                fail(str(error), code=1)
+        console.print(f"dead letter {letter_id}: discarded")
+
+    run(_main())
+
+
+def _mount_service_commands() -> None:
+    from ates.services.auth.cli import register as register_auth
+
+    register_auth(app)
+
+
+_mount_service_commands()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,158 @@
+"""Settings: one object, read from ``ATES_*`` environment variables.
+
+Defaults are the embedded mode: SQLite files under the data directory and the bundled
+NATS server. Production sets the URLs. A bad value fails at start with one line that
+names the variable (see :func:`describe_error`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+SERVICES: tuple[str, ...] = ("auth", "tasks", "billing", "analytics", "notifications")
+PORT_OFFSETS: dict[str, int] = {
+    "auth": 0,
+    "tasks": 1,
+    "billing": 2,
+    "analytics": 3,
+    "notifications": 4,
+}
+DEV_SECRET = "dev-only-insecure-secret"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ATES_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port_base: int = Field(default=8000, ge=1, le=65530)
+
+    # unset = the bundled NATS server started by `ates up`, on a free port
+    broker_url: str | None = None
+    nats_port: int | None = Field(default=None, ge=1, le=65535)
+
+    # unset = sqlite file <data_dir>/<service>.db
+    auth_database_url: str | None = None
+    tasks_database_url: str | None = None
+    billing_database_url: str | None = None
+    analytics_database_url: str | None = None
+    notifications_database_url: str | None = None
+
+    # public base URLs (what a browser sees); unset = http://<host>:<port>
+    auth_url: str | None = None
+    tasks_url: str | None = None
+    billing_url: str | None = None
+    analytics_url: str | None = None
+
+    timezone: str = "UTC"
+    secret_key: str = DEV_SECRET
+    access_token_ttl_seconds: int = Field(default=300, ge=30, le=3600)
+
+    max_deliveries: int = Field(default=5, ge=1, le=100)
+    retry_backoff_seconds: float = Field(default=0.5, gt=0, le=60)
+    outbox_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+
+    # JetStream retention of each domain stream (history kept for replay)
+    stream_max_age_days: int = Field(default=365, ge=1)
+    stream_max_bytes: int = Field(default=10 * 1024**3, ge=1024**2)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)")
+        return value
+
+    @field_validator(
+        "auth_database_url",
+        "tasks_database_url",
+        "billing_database_url",
+        "analytics_database_url",
+        "notifications_database_url",
+    )
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(f"not a database URL: {value!r}")
+        if url.drivername not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+            raise ValueError(
+                f"unsupported driver {url.drivername!r}: use sqlite+aiosqlite:// "
+                "or postgresql+asyncpg://"
+            )
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in ("nats", "tls", "amqp", "amqps"):
+            raise ValueError(f"not a broker URL: {value!r} (use nats://host:port or amqp://...)")
+        return value
+
+    @model_validator(mode="after")
+    def _no_default_secret_in_production(self) -> Settings:
+        if self.environment == "production" and self.secret_key == DEV_SECRET:
+            raise ValueError("ATES_SECRET_KEY must be set in production")
+        return self
+
+    # --- derived values -------------------------------------------------------------
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def database_url(self, service: str) -> str:
+        configured = getattr(self, f"{service}_database_url", None)
+        if configured:
+            return str(configured)
+        return f"sqlite+aiosqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+
+    def port(self, service: str) -> int:
+        return self.port_base + PORT_OFFSETS[service]
+
+    def public_url(self, service: str) -> str:
+        configured = getattr(self, f"{service}_url", None)
+        if configured:
+            return str(configured).rstrip("/")
+        return f"http://{self.host}:{self.port(service)}"
+
+    @property
+    def issuer(self) -> str:
+        return self.public_url("auth")
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line per bad setting, naming the environment variable."""
+    lines = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else ""
+        name = f"ATES_{field.upper()}" if field else "settings"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"{name}: {message}")
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def random_secret() -> str:
+    return secrets.token_urlsafe(32)

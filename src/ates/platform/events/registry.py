@@ -1,0 +1,161 @@
+"""The schema registry: JSON-Schema files ``<domain>/<EventName>/<version>.json``.
+
+Producers validate before anything is written; consumers validate before anything is
+applied and upcast older versions to the newest one they know (see ``versions``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from importlib.resources.abc import Traversable
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import ValidationError as SchemaError
+
+from ates.platform.events.envelope import Event
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class UnknownEvent(LookupError):
+    pass
+
+
+class InvalidEvent(ValueError):
+    """The event does not match its registered schema."""
+
+
+@dataclass(frozen=True)
+class SchemaVersion:
+    domain: str
+    name: str
+    version: int
+    schema: dict[str, Any]
+    validator: Draft202012Validator
+
+    @property
+    def path(self) -> str:
+        return f"{self.domain}/{self.name}/{self.version}.json"
+
+
+class Registry:
+    def __init__(self, versions: list[SchemaVersion], upcasters: dict[tuple[str, int], Upcaster]):
+        self._versions: dict[tuple[str, int], SchemaVersion] = {}
+        self._domains: dict[str, str] = {}
+        for item in versions:
+            known = self._domains.setdefault(item.name, item.domain)
+            if known != item.domain:
+                raise ValueError(
+                    f"{item.name} is registered in two domains: {known}, {item.domain}"
+                )
+            self._versions[(item.name, item.version)] = item
+        self._upcasters = upcasters
+
+    # --- lookups --------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        return sorted(self._domains)
+
+    def domains(self) -> list[str]:
+        return sorted(set(self._domains.values()))
+
+    def domain_of(self, name: str) -> str:
+        try:
+            return self._domains[name]
+        except KeyError:
+            raise UnknownEvent(f"no schema registered for event {name!r}")
+
+    def versions_of(self, name: str) -> list[SchemaVersion]:
+        self.domain_of(name)
+        return sorted(
+            (v for (n, _), v in self._versions.items() if n == name), key=lambda v: v.version
+        )
+
+    def latest_version(self, name: str) -> int:
+        return self.versions_of(name)[-1].version
+
+    def get(self, name: str, version: int) -> SchemaVersion:
+        try:
+            return self._versions[(name, version)]
+        except KeyError:
+            raise UnknownEvent(f"no schema registered for {name} v{version}")
+
+    def __iter__(self) -> Iterator[SchemaVersion]:
+        return iter(sorted(self._versions.values(), key=lambda v: (v.domain, v.name, v.version)))
+
+    def upcaster(self, name: str, from_version: int) -> Upcaster | None:
+        return self._upcasters.get((name, from_version))
+
+    # --- validation -----------------------------------------------------------------
+
+    def validate(self, name: str, version: int, data: dict[str, Any]) -> None:
+        schema = self.get(name, version)
+        errors = sorted(schema.validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+        if errors:
+            raise InvalidEvent(f"{name} v{version}: " + "; ".join(_describe(e) for e in errors))
+
+    def upcast(self, event: Event) -> Event:
+        """Turn an event of any registered version into the newest version (validated)."""
+        self.validate(event.event_name, event.event_version, event.data)
+        latest = self.latest_version(event.event_name)
+        data, version = event.data, event.event_version
+        while version < latest:
+            step = self.upcaster(event.event_name, version)
+            if step is None:
+                raise InvalidEvent(f"{event.event_name}: no upcaster from v{version}")
+            data, version = step(dict(data)), version + 1
+            self.validate(event.event_name, version, data)
+        if version == event.event_version:
+            return event
+        return Event(
+            event_id=event.event_id,
+            event_name=event.event_name,
+            event_version=version,
+            event_time=event.event_time,
+            producer=event.producer,
+            data=data,
+            trace=event.trace,
+        )
+
+
+def _describe(error: SchemaError) -> str:
+    where = ".".join(str(part) for part in error.absolute_path) or "data"
+    return f"{where}: {error.message}"
+
+
+def load_versions(root: Traversable) -> list[SchemaVersion]:
+    found = []
+    for domain in sorted(root.iterdir(), key=lambda p: p.name):
+        if not domain.is_dir() or domain.name.startswith(("_", ".")):
+            continue
+        for event in sorted(domain.iterdir(), key=lambda p: p.name):
+            if not event.is_dir() or event.name.startswith(("_", ".")):
+                continue
+            for file in event.iterdir():
+                if not file.name.endswith(".json"):
+                    continue
+                schema = json.loads(file.read_text(encoding="utf-8"))
+                Draft202012Validator.check_schema(schema)
+                found.append(
+                    SchemaVersion(
+                        domain=domain.name,
+                        name=event.name,
+                        version=int(file.name.removesuffix(".json")),
+                        schema=schema,
+                        validator=Draft202012Validator(schema, format_checker=FormatChecker()),
+                    )
+                )
+    return found
+
+
+@cache
+def default_registry() -> Registry:
+    """The registry shipped in ``ates.schemas`` with the upcasters of ``versions``."""
+    from ates.platform.events.versions import UPCASTERS
+
+    return Registry(load_versions(resources.files("ates.schemas")), UPCASTERS)

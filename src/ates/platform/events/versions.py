@@ -1,0 +1,33 @@
+"""Upcasters: pure functions turning version N of an event's data into version N+1.
+
+Every consumer reads the newest version it knows; older producers keep working because
+their events are upcast on arrival. Registering a new version without an upcaster from the
+previous one fails ``ates schemas check``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ates.platform.events.registry import Upcaster
+
+_LEADING_JIRA_ID = re.compile(r"^\s*\[(?P<jira_id>[^\[\]]+)\]\s*(?P<title>.*)$", re.DOTALL)
+
+
+def split_jira_id(title: str) -> tuple[str | None, str]:
+    """``"[POPUG-42] Fix the beak"`` -> ``("POPUG-42", "Fix the beak")``."""
+    match = _LEADING_JIRA_ID.match(title)
+    if not match:
+        return None, title
+    return match["jira_id"].strip(), match["title"].strip()
+
+
+def task_created_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    jira_id, title = split_jira_id(data["title"])
+    return {**data, "title": title, "jira_id": jira_id}
+
+
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("TaskCreated", 1): task_created_v1_to_v2,
+}

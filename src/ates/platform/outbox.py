@@ -1,0 +1,133 @@
+"""The outbox relay: publishes committed outbox rows and marks them sent.
+
+It wakes at once when a unit of work commits events (``Database.outbox_signal``) and
+also polls, so rows written by another process (the CLI, a second replica) go out too.
+Rows are marked sent, never tracked by a high-water mark: ids can commit out of order.
+If the broker is down the rows wait; nothing is lost and nothing is marked sent that the
+broker did not confirm. On PostgreSQL, ``FOR UPDATE SKIP LOCKED`` lets several relays
+share the table without publishing the same row at the same time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import Row, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ates.platform.broker import Broker, BrokerUnavailable, OutgoingMessage
+from ates.platform.db import Database
+from ates.platform.tables import outbox
+from ates.platform.telemetry import EVENTS_PUBLISHED, OUTBOX_BACKLOG
+
+log = structlog.get_logger(__name__)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        service: str,
+        db: Database,
+        broker: Broker,
+        *,
+        batch_size: int = 500,
+        poll_seconds: float = 1.0,
+        max_backoff_seconds: float = 10.0,
+    ) -> None:
+        self.service = service
+        self.db = db
+        self.broker = broker
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+
+    async def run(self) -> None:
+        """Publish forever (until cancelled)."""
+        backoff = self.poll_seconds
+        while True:
+            try:
+                published = await self.publish_pending()
+                backoff = self.poll_seconds
+                if published:
+                    continue  # more may be waiting
+            except BrokerUnavailable as error:
+                log.warning("outbox.broker_unavailable", service=self.service, error=str(error))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_seconds)
+                continue
+            except Exception:
+                log.exception("outbox.relay_error", service=self.service)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_seconds)
+                continue
+            self.db.outbox_signal.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.db.outbox_signal.wait(), self.poll_seconds)
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unsent rows; returns how many were published."""
+        query = (
+            select(
+                outbox.c.id,
+                outbox.c.event_id,
+                outbox.c.domain,
+                outbox.c.event_name,
+                outbox.c.payload,
+            )
+            .where(outbox.c.published_at.is_(None))
+            .order_by(outbox.c.id)
+            .limit(self.batch_size)
+        )
+        if self.db.is_sqlite:
+            # One process owns a SQLite file: read without a write lock, publish, then mark.
+            # Holding BEGIN IMMEDIATE across a publish would stall every writer.
+            async with self.db.reader() as session:
+                rows = (await session.execute(query)).all()
+            if rows:
+                await self._publish(rows)
+                async with self.db.sessions() as session, session.begin():
+                    await self._mark_sent(session, rows)
+        else:
+            async with self.db.sessions() as session, session.begin():
+                rows = (await session.execute(query.with_for_update(skip_locked=True))).all()
+                if rows:
+                    await self._publish(rows)
+                    await self._mark_sent(session, rows)
+        if not rows:
+            OUTBOX_BACKLOG.labels(self.service).set(0)
+            return 0
+        EVENTS_PUBLISHED.labels(self.service).inc(len(rows))
+        return len(rows)
+
+    async def _publish(self, rows: Sequence[Row[Any]]) -> None:
+        await self.broker.publish(
+            [
+                OutgoingMessage(
+                    event_id=row.event_id,
+                    domain=row.domain,
+                    event_name=row.event_name,
+                    body=row.payload.encode(),
+                )
+                for row in rows
+            ]
+        )
+
+    @staticmethod
+    async def _mark_sent(session: AsyncSession, rows: Sequence[Row[Any]]) -> None:
+        await session.execute(
+            update(outbox)
+            .where(outbox.c.id.in_([row.id for row in rows]))
+            .values(published_at=datetime.now(UTC))
+        )
+
+    async def backlog(self) -> int:
+        async with self.db.reader() as session:
+            count = await session.scalar(
+                select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+            )
+        return int(count or 0)

@@ -1,0 +1,175 @@
+"""Verifying bearer JWTs issued by the auth service, and role guards.
+
+Every service verifies tokens locally against auth's published JWKS (cached, fetched
+again when a token names a ``kid`` we do not know), and checks ``iss``, ``aud`` and
+``exp``. All JOSE work is joserfc's; nothing here parses a token by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import httpx
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+ROLES = ("admin", "manager", "accountant", "worker")
+ALGORITHMS = ["RS256", "ES256", "EdDSA"]
+API_AUDIENCE = "ates-api"
+
+
+class InvalidToken(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The person a verified token speaks for."""
+
+    public_id: uuid.UUID
+    role: str
+    username: str
+
+    def has_role(self, *roles: str) -> bool:
+        return self.role in roles
+
+
+class JwksSource:
+    """Where verification keys come from."""
+
+    async def keys(self, *, refresh: bool = False) -> KeySet:
+        raise NotImplementedError
+
+
+class StaticJwks(JwksSource):
+    def __init__(self, key_set: KeySet) -> None:
+        self._key_set = key_set
+
+    async def keys(self, *, refresh: bool = False) -> KeySet:
+        return self._key_set
+
+
+class RemoteJwks(JwksSource):
+    """Auth's ``/.well-known/jwks.json``, cached; refetched at most every ``min_refresh`` s."""
+
+    def __init__(self, url: str, *, ttl: float = 300, min_refresh: float = 5) -> None:
+        self.url = url
+        self.ttl = ttl
+        self.min_refresh = min_refresh
+        self._key_set: KeySet | None = None
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def keys(self, *, refresh: bool = False) -> KeySet:
+        age = time.monotonic() - self._fetched_at
+        stale = self._key_set is None or age > self.ttl or (refresh and age > self.min_refresh)
+        if stale:
+            async with self._lock:
+                age = time.monotonic() - self._fetched_at
+                if self._key_set is None or age > self.ttl or (refresh and age > self.min_refresh):
+                    await self._fetch()
+        assert self._key_set is not None
+        return self._key_set
+
+    async def _fetch(self) -> None:
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                response = await client.get(self.url)
+                response.raise_for_status()
+                self._key_set = KeySet.import_key_set(response.json())
+        except (httpx.HTTPError, ValueError) as error:
+            if self._key_set is None:
+                raise InvalidToken(f"cannot fetch signing keys from {self.url}: {error}")
+            return  # keep the keys we have
+        self._fetched_at = time.monotonic()
+
+
+class TokenVerifier:
+    def __init__(
+        self, jwks: JwksSource, *, issuer: str, audience: str = API_AUDIENCE, leeway: int = 5
+    ) -> None:
+        self.jwks = jwks
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway = leeway
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jws.extract_compact(token.encode()).headers()
+        except (JoseError, ValueError) as error:
+            raise InvalidToken(f"malformed token: {error}")
+        if header.get("alg") not in ALGORITHMS:
+            raise InvalidToken("token algorithm not allowed")
+        kid = header.get("kid")
+        key_set = await self.jwks.keys()
+        if kid is None or not any(k.kid == kid for k in key_set.keys):
+            key_set = await self.jwks.keys(refresh=True)
+        try:
+            decoded = jwt.decode(token, key_set, algorithms=ALGORITHMS)
+            jwt.JWTClaimsRegistry(
+                leeway=self.leeway,
+                iss={"essential": True, "value": self.issuer},
+                aud={"essential": True, "value": self.audience},
+                exp={"essential": True},
+                sub={"essential": True},
+                role={"essential": True, "values": list(ROLES)},
+            ).validate(decoded.claims)
+            claims = decoded.claims
+            return Principal(
+                public_id=uuid.UUID(str(claims["sub"])),
+                role=str(claims["role"]),
+                username=str(claims.get("preferred_username", "")),
+            )
+        except (JoseError, ValueError, KeyError) as error:
+            raise InvalidToken(f"token rejected: {error}")
+
+
+# --- FastAPI dependencies ---------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _unauthorized("missing bearer token")
+    verifier: TokenVerifier = request.app.state.runtime.verifier
+    try:
+        return await verifier.verify(credentials.credentials)
+    except InvalidToken as error:
+        raise _unauthorized(str(error))
+
+
+CurrentUser = Annotated[Principal, Depends(current_principal)]
+
+
+def require_roles(*roles: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency: the current person, if their role is one of ``roles`` (else 403)."""
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {unknown}")
+
+    async def guard(principal: CurrentUser) -> Principal:
+        if not principal.has_role(*roles):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, detail=f"requires role: {' or '.join(roles)}"
+            )
+        return principal
+
+    return guard

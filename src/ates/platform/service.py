@@ -1,0 +1,186 @@
+"""How a service is declared (``ServiceSpec``) and wired into a running process.
+
+A service module declares what it is: its name, the events it consumes, its routers and
+background jobs. :func:`create_app` builds the FastAPI app whose lifespan bootstraps
+everything: database, broker connection, outbox relay, one consumer per consumed domain.
+Nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI
+
+from ates.config import Settings
+from ates.platform.broker import Broker, BrokerUnavailable, create_broker
+from ates.platform.consumer import EventConsumer, Handler
+from ates.platform.db import Database
+from ates.platform.events import Registry, default_registry
+from ates.platform.outbox import OutboxRelay
+from ates.platform.security import RemoteJwks, TokenVerifier
+from ates.platform.uow import UnitOfWork
+
+log = structlog.get_logger(__name__)
+
+BackgroundJob = Callable[["Runtime"], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    title: str
+    consumes: Mapping[str, Handler] = field(default_factory=dict)
+    routers: Sequence[APIRouter] = ()
+    background: Sequence[BackgroundJob] = ()
+    templates: Path | None = None
+    # called once in the lifespan after the database is ready (e.g. register clients)
+    on_startup: Sequence[BackgroundJob] = ()
+
+    def consumer_group(self, generation: int = 1) -> str:
+        return self.name if generation == 1 else f"{self.name}-g{generation}"
+
+
+@dataclass
+class Runtime:
+    """Everything a request or a job of one service process needs."""
+
+    settings: Settings
+    spec: ServiceSpec
+    db: Database
+    registry: Registry
+    verifier: TokenVerifier
+    broker: Broker | None = None
+    broker_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def service(self) -> str:
+        return self.spec.name
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.db, producer=self.spec.name, registry=self.registry)
+
+    def consumer(self, inbox_name: str | None = None) -> EventConsumer:
+        return EventConsumer(
+            self.spec.name,
+            self.db,
+            self.spec.consumes,
+            self.registry,
+            max_deliveries=self.settings.max_deliveries,
+            backoff_seconds=self.settings.retry_backoff_seconds,
+            inbox_name=inbox_name,
+        )
+
+
+def build_runtime(
+    spec: ServiceSpec, settings: Settings, *, verifier: TokenVerifier | None = None
+) -> Runtime:
+    registry = default_registry()
+    if verifier is None:
+        jwks = RemoteJwks(f"{settings.public_url('auth')}/.well-known/jwks.json")
+        verifier = TokenVerifier(jwks, issuer=settings.issuer)
+    return Runtime(
+        settings=settings,
+        spec=spec,
+        db=Database(settings.database_url(spec.name)),
+        registry=registry,
+        verifier=verifier,
+    )
+
+
+def domains_consumed(spec: ServiceSpec, registry: Registry) -> dict[str, list[str]]:
+    by_domain: dict[str, list[str]] = defaultdict(list)
+    for name in spec.consumes:
+        by_domain[registry.domain_of(name)].append(name)
+    return dict(by_domain)
+
+
+async def run_messaging(runtime: Runtime, *, consumer_generation: int = 1) -> None:
+    """Connect to the broker (retrying), then run the relay and the consumers forever."""
+    settings = runtime.settings
+    if settings.broker_url is None:
+        raise RuntimeError("ATES_BROKER_URL is not set")
+    broker = create_broker(
+        settings.broker_url,
+        max_age_days=settings.stream_max_age_days,
+        max_bytes=settings.stream_max_bytes,
+    )
+    delay = 0.5
+    while True:
+        try:
+            await broker.connect()
+            await broker.ensure_streams(runtime.registry.domains())
+            break
+        except BrokerUnavailable as error:
+            log.warning("broker.unavailable", service=runtime.service, error=str(error))
+            await broker.close()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10)
+    runtime.broker = broker
+    runtime.broker_ready.set()
+    relay = OutboxRelay(
+        runtime.service,
+        runtime.db,
+        broker,
+        batch_size=settings.outbox_batch_size,
+        poll_seconds=settings.outbox_poll_seconds,
+    )
+    consumer = runtime.consumer()
+    group = runtime.spec.consumer_group(consumer_generation)
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(relay.run())
+            for domain, names in domains_consumed(runtime.spec, runtime.registry).items():
+                tasks.create_task(broker.consume(group, domain, names, consumer))
+    finally:
+        runtime.broker_ready.clear()
+        runtime.broker = None
+        await broker.close()
+
+
+@contextlib.asynccontextmanager
+async def running(runtime: Runtime, *, messaging: bool = True) -> AsyncIterator[Runtime]:
+    """Start the background side of a service process; stop it cleanly on exit."""
+    for job in runtime.spec.on_startup:
+        await job(runtime)
+    tasks: list[asyncio.Task[None]] = []
+    if messaging:
+        tasks.append(asyncio.create_task(run_messaging(runtime), name="messaging"))
+    tasks += [asyncio.create_task(job(runtime)) for job in runtime.spec.background]
+    try:
+        yield runtime
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await runtime.db.dispose()
+
+
+def create_app(
+    spec: ServiceSpec, settings: Settings, *, runtime: Runtime | None = None, messaging: bool = True
+) -> FastAPI:
+    from ates.platform.web import install_common
+
+    runtime = runtime or build_runtime(spec, settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with running(runtime, messaging=messaging):
+            yield
+
+    app = FastAPI(title=f"aTES {spec.title}", lifespan=lifespan)
+    app.state.runtime = runtime
+    install_common(app, runtime)
+    for router in spec.routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,86 @@
+"""The tables every service database carries: outbox, inbox, dead letters, positions.
+
+They are SQLAlchemy Core tables on one ``MetaData``; each service's first migration
+creates them with :func:`create_platform_tables`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("domain", sa.String(64), nullable=False),
+    sa.Column("event_name", sa.String(128), nullable=False),
+    sa.Column("payload", sa.Text(), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Index(
+        "ix_outbox_unpublished",
+        "id",
+        postgresql_where=sa.text("published_at IS NULL"),
+        sqlite_where=sa.text("published_at IS NULL"),
+    ),
+)
+
+inbox = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("consumer", sa.String(64), primary_key=True),
+    sa.Column("event_id", sa.String(36), primary_key=True),
+    sa.Column("event_name", sa.String(128), nullable=False),
+    sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("consumer", sa.String(64), nullable=False),
+    sa.Column("event_id", sa.String(64), nullable=True),
+    sa.Column("event_name", sa.String(128), nullable=True),
+    sa.Column("subject", sa.String(256), nullable=False),
+    sa.Column("payload", sa.Text(), nullable=False),
+    sa.Column("error", sa.Text(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_dead_letters_status", "status"),
+)
+
+# Where a consumer group stands in a log the broker does not track for us (RabbitMQ
+# streams), and which generation of a replayable consumer is current.
+consumer_positions = sa.Table(
+    "consumer_positions",
+    metadata,
+    sa.Column("consumer", sa.String(64), primary_key=True),
+    sa.Column("stream", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("generation", sa.Integer(), nullable=False, server_default="1"),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def create_platform_tables(op: Any) -> None:
+    """Call from a service's first Alembic migration: ``create_platform_tables(op)``."""
+    bind = op.get_bind()
+    metadata.create_all(bind)
+
+
+def drop_platform_tables(op: Any) -> None:
+    metadata.drop_all(op.get_bind())

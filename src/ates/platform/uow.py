@@ -1,0 +1,117 @@
+"""The unit of work: one database transaction and the events it produces.
+
+Use cases and event handlers receive a ``UnitOfWork``. They change state through
+``uow.session`` and announce what happened with ``uow.emit(...)``; the event is
+validated at once (an invalid event raises before anything is written) and stored in the
+outbox *in the same transaction*. Only the unit of work commits.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ates.platform.db import Database
+from ates.platform.events import Event, Registry, default_registry
+from ates.platform.tables import outbox
+
+
+class UnitOfWork:
+    def __init__(self, db: Database, producer: str, registry: Registry | None = None) -> None:
+        self._db = db
+        self.producer = producer
+        self.registry = registry or default_registry()
+        self._session: AsyncSession | None = None
+        self.emitted: list[Event] = []
+        self._wrote_outbox = False
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("UnitOfWork used outside 'async with'")
+        return self._session
+
+    async def __aenter__(self) -> UnitOfWork:
+        self._session = self._db.sessions()
+        await self._session.begin()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # close() rolls back an uncommitted transaction without expiring what was loaded,
+        # so read results stay usable after the block.
+        session, self._session = self.session, None
+        await session.close()
+
+    async def emit(
+        self,
+        event_name: str,
+        data: dict[str, Any],
+        *,
+        version: int | None = None,
+        trace: str | None = None,
+    ) -> Event:
+        version = version or self.registry.latest_version(event_name)
+        self.registry.validate(event_name, version, data)
+        event = Event(
+            event_name=event_name,
+            event_version=version,
+            data=data,
+            producer=self.producer,
+            trace=trace,
+        )
+        await self.session.execute(
+            insert(outbox).values(
+                event_id=str(event.event_id),
+                domain=self.registry.domain_of(event_name),
+                event_name=event_name,
+                payload=event.to_json(),
+                created_at=event.event_time,
+            )
+        )
+        self.emitted.append(event)
+        self._wrote_outbox = True
+        return event
+
+    async def emit_many(self, event_name: str, items: list[dict[str, Any]]) -> int:
+        """Bulk form of :meth:`emit` for large batches (one INSERT for many rows)."""
+        if not items:
+            return 0
+        version = self.registry.latest_version(event_name)
+        domain = self.registry.domain_of(event_name)
+        now = datetime.now(UTC)
+        rows = []
+        for data in items:
+            self.registry.validate(event_name, version, data)
+            event = Event(
+                event_name=event_name,
+                event_version=version,
+                data=data,
+                producer=self.producer,
+                event_time=now,
+            )
+            rows.append(
+                {
+                    "event_id": str(event.event_id),
+                    "domain": domain,
+                    "event_name": event_name,
+                    "payload": event.to_json(),
+                    "created_at": now,
+                }
+            )
+        await self.session.execute(insert(outbox), rows)
+        self._wrote_outbox = True
+        return len(rows)
+
+    async def commit(self) -> None:
+        await self.session.commit()
+        if self._wrote_outbox:
+            self._db.outbox_signal.set()

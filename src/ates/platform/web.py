@@ -1,0 +1,117 @@
+"""What every service's HTTP side shares: health, metrics, errors, sessions, templates."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.middleware.sessions import SessionMiddleware
+
+from ates.platform.money import format_cents
+from ates.platform.telemetry import HTTP_REQUESTS
+
+PLATFORM_DIR = Path(__file__).parent
+SESSION_IDLE_SECONDS = 8 * 3600
+
+
+def describe_validation_error(error: RequestValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        loc = [str(p) for p in item.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc) or "body"
+        parts.append(f"{field}: {item.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def install_common(app: FastAPI, runtime: Any) -> None:
+    settings = runtime.settings
+    service = runtime.spec.name
+
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie=f"ates_{service}_session",
+        max_age=SESSION_IDLE_SECONDS,
+        same_site="lax",
+        https_only=settings.environment == "production",
+    )
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels(service, request.method, path, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            status_code=422,
+            content={"detail": describe_validation_error(error), "errors": jsonable_errors(error)},
+        )
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, Any]:
+        return {
+            "service": service,
+            "status": "ok",
+            "broker": "connected" if runtime.broker_ready.is_set() else "connecting",
+        }
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+    app.mount("/static", StaticFiles(directory=PLATFORM_DIR / "static"), name="static")
+    app.state.templates = make_templates(runtime)
+
+
+def jsonable_errors(error: RequestValidationError) -> list[dict[str, Any]]:
+    return [
+        {
+            "loc": [str(p) for p in item.get("loc", ())],
+            "msg": item.get("msg"),
+            "type": item.get("type"),
+        }
+        for item in error.errors()
+    ]
+
+
+def make_templates(runtime: Any) -> Jinja2Templates:
+    loaders = []
+    if runtime.spec.templates is not None:
+        loaders.append(FileSystemLoader(runtime.spec.templates))
+    loaders.append(FileSystemLoader(PLATFORM_DIR / "templates"))
+    env = Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape())
+    env.filters["money"] = format_cents
+    settings = runtime.settings
+    env.globals["service"] = runtime.spec
+    env.globals["links"] = {
+        name: settings.public_url(name) for name in ("auth", "tasks", "billing", "analytics")
+    }
+    env.globals["timezone"] = settings.timezone
+    return Jinja2Templates(env=env)
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    templates: Jinja2Templates = request.app.state.templates
+    flashes = request.session.pop("flash", []) if "session" in request.scope else []
+    return templates.TemplateResponse(
+        request, template, {"flashes": flashes, **context}, status_code=status_code
+    )
+
+
+def flash(request: Request, message: str, category: str = "info") -> None:
+    request.session.setdefault("flash", []).append({"message": message, "category": category})

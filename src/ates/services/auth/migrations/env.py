@@ -1,0 +1,3 @@
+from ates.platform.migrations import run_env
+
+run_env()
