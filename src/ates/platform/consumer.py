@@ -67,12 +67,12 @@ class EventConsumer:
             return await self._dead_letter(delivery, f"rejected: {error}", event)
         except Exception as error:
             if delivery.attempt >= self.max_deliveries:
-                log.exception("consumer.gave_up", service=self.service, event=event.event_name)
+                log.exception("consumer.gave_up", service=self.service, event_name=event.event_name)
                 return await self._dead_letter(delivery, f"failed: {error!r}", event)
             log.warning(
                 "consumer.retry",
                 service=self.service,
-                event=event.event_name,
+                event_name=event.event_name,
                 attempt=delivery.attempt,
                 error=repr(error),
             )

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ates.platform.broker import Broker, BrokerUnavailable, OutgoingMessage
@@ -104,7 +104,7 @@ class OutboxRelay:
         EVENTS_PUBLISHED.labels(self.service).inc(len(rows))
         return len(rows)
 
-    async def _publish(self, rows: Sequence[Row[Any]]) -> None:
+    async def _publish(self, rows: Sequence[Any]) -> None:
         await self.broker.publish(
             [
                 OutgoingMessage(
@@ -118,7 +118,7 @@ class OutboxRelay:
         )
 
     @staticmethod
-    async def _mark_sent(session: AsyncSession, rows: Sequence[Row[Any]]) -> None:
+    async def _mark_sent(session: AsyncSession, rows: Sequence[Any]) -> None:
         await session.execute(
             update(outbox)
             .where(outbox.c.id.in_([row.id for row in rows]))

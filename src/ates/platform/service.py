@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from ates.platform.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
 
-BackgroundJob = Callable[["Runtime"], Awaitable[None]]
+BackgroundJob = Callable[["Runtime"], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)

@@ -1,3 +1,5 @@
+from typing import Any
+
 from ates.platform.broker.base import (
     Ack,
     Broker,
@@ -23,14 +25,14 @@ __all__ = [
 ]
 
 
-def create_broker(url: str, **options: object) -> Broker:
+def create_broker(url: str, **options: Any) -> Broker:
     """The adapter for a broker URL: ``nats://`` or ``amqp://``."""
     if url.startswith(("nats://", "tls://")):
         from ates.platform.broker.nats import NatsBroker
 
-        return NatsBroker(url, **options)  # type: ignore[arg-type]
+        return NatsBroker(url, **options)
     if url.startswith(("amqp://", "amqps://")):
-        from ates.platform.broker.rabbitmq import RabbitBroker  # type: ignore[import-not-found]
+        from ates.platform.broker.rabbitmq import RabbitBroker
 
-        return RabbitBroker(url, **options)  # type: ignore[no-any-return]
+        return RabbitBroker(url, **options)
     raise ValueError(f"unsupported broker URL {url!r}")

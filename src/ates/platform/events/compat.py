@@ -16,6 +16,7 @@ Every schema must carry at least one example, valid under its own schema.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +51,7 @@ def check(registry: Registry, lock: dict[str, str] | None = None) -> list[Proble
             problems.append(Problem(name, f"versions must be 1..N without gaps, got {numbers}"))
         for item in versions:
             problems += _check_examples(registry, item)
-        for old, new in zip(versions, versions[1:], strict=False):
+        for old, new in itertools.pairwise(versions):
             problems += _check_pair(registry, old, new)
     for path, digest in (lock or {}).items():
         current = {item.path: item for item in registry}.get(path)

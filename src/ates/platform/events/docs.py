@@ -34,14 +34,14 @@ def render_catalog(registry: Registry) -> str:
             "| field | type | required |",
             "|---|---|---|",
         ]
-        required = set(item.schema.get("required", []))
+        required_fields = set(item.schema.get("required", []))
         for name, prop in item.schema.get("properties", {}).items():
             kind = prop.get("type") or ("enum: " + ", ".join(map(str, prop.get("enum", []))))
             if isinstance(kind, list):
                 kind = " or ".join(kind)
             if "format" in prop:
                 kind = f"{kind} ({prop['format']})"
-            lines.append(f"| `{name}` | {kind} | {'yes' if name in required else 'no'} |")
+            lines.append(f"| `{name}` | {kind} | {'yes' if name in required_fields else 'no'} |")
         lines += ["", "Example:", "", "```json"]
         lines.append(json.dumps(item.schema.get("examples", [{}])[0], indent=2))
         lines += ["```", ""]

@@ -1,0 +1,177 @@
+"""`ates up` as a user runs it: one command, every service, a clean stop, a resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ates.platform.embedded_nats import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def _port_base() -> int:
+    while True:
+        base = free_port()
+        if base < 60000 and all(_free(base + i) for i in range(5)):
+            return base
+
+
+def _free(port: int) -> bool:
+    from ates.platform.embedded_nats import port_is_free
+
+    return port_is_free(port)
+
+
+def _start(data_dir: Path, port_base: int) -> tuple[subprocess.Popen[str], list[str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATES_")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ates",
+            "up",
+            "--data-dir",
+            str(data_dir),
+            "--port-base",
+            str(port_base),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    assert process.stdout is not None
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip())
+        if "aTES is up" in line:
+            return process, lines
+    process.kill()
+    raise AssertionError("ates up did not come up:\n" + "\n".join(lines))
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=30)
+    return out
+
+
+def _nats_processes(data_dir: Path) -> list[str]:
+    ps = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
+    return [line for line in ps.splitlines() if "nats-server" in line and str(data_dir) in line]
+
+
+def test_up_serves_everything_stops_cleanly_and_resumes(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    base = _port_base()
+    process, lines = _start(data_dir, base)
+    try:
+        text = "\n".join(lines)
+        assert "broker: nats://127.0.0.1:" in text
+        for offset, name in enumerate(("auth", "tasks", "billing", "analytics")):
+            assert f"http://127.0.0.1:{base + offset}/" in text
+            health = httpx.get(f"http://127.0.0.1:{base + offset}/healthz", timeout=5).json()
+            assert health["service"] == name
+        assert httpx.get(f"http://127.0.0.1:{base + 4}/healthz").json()["service"] == (
+            "notifications"
+        )
+        logins = (data_dir / "demo-logins.txt").read_text().split()
+        assert {"admin", "manager", "accountant", "worker"} <= set(logins)
+        assert _nats_processes(data_dir)
+
+        # a person made from the command line while the stack runs reaches billing
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ates",
+                "users",
+                "create",
+                "kesha",
+                "--role",
+                "worker",
+                "--password",
+                "kesha-pass-1",
+                "--data-dir",
+                str(data_dir),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        deadline = time.monotonic() + 20
+        names: list[str] = []
+        while time.monotonic() < deadline and "Kesha" not in names:
+            with sqlite3.connect(data_dir / "billing.db") as db:
+                names = [r[0] for r in db.execute("select owner_name from accounts")]
+            time.sleep(0.2)
+        assert "Kesha" in names
+        assert len(names) == 7  # six demo people and Kesha
+    finally:
+        out = _stop(process)
+    assert process.returncode == 0, out
+    assert "stopped." in out
+    assert not _nats_processes(data_dir), "nats-server was left running"
+    for offset in range(5):
+        assert _free(base + offset)
+
+    # again, on the same data: no new demo people, everyone still there
+    process, lines = _start(data_dir, base)
+    try:
+        with sqlite3.connect(data_dir / "auth.db") as db:
+            assert db.execute("select count(*) from people").fetchone()[0] == 7
+    finally:
+        _stop(process)
+    assert process.returncode == 0
+
+
+def test_up_refuses_a_taken_port_with_a_clear_message(tmp_path: Path) -> None:
+    import socket
+
+    base = _port_base()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", base + 2))
+        sock.listen()
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ates",
+                "up",
+                "--data-dir",
+                str(tmp_path),
+                "--port-base",
+                str(base),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode != 0
+    assert f"billing :{base + 2}" in result.stderr
+    assert "ATES_PORT_BASE" in result.stderr
+
+
+def test_a_bad_setting_fails_at_start_naming_the_variable(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ates", "up", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "ATES_TIMEZONE": "Atlantis/Capital"},
+    )
+    assert result.returncode == 2
+    assert "ATES_TIMEZONE" in result.stderr
+    assert "Traceback" not in result.stderr
