@@ -116,3 +116,25 @@ def make_settings(data_dir: Path, broker_url: str | None, **overrides: Any) -> S
         **overrides,
     }
     return Settings(**values)
+
+
+def page_cookie(
+    settings: Settings,
+    service: str,
+    role: str = "worker",
+    sub: str | uuid.UUID | None = None,
+    username: str = "someone",
+) -> dict[str, str]:
+    """A signed session cookie for ``service``'s pages, as the login flow would leave it
+    (for page tests that do not exercise the login itself)."""
+    import base64
+    import json
+
+    from itsdangerous import TimestampSigner
+
+    session = {
+        "principal": {"public_id": str(sub or uuid.uuid4()), "role": role, "username": username}
+    }
+    data = base64.b64encode(json.dumps(session).encode())
+    value = TimestampSigner(settings.secret_key).sign(data).decode()
+    return {f"ates_{service}_session": value}

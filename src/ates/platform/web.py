@@ -74,6 +74,9 @@ def install_common(app: FastAPI, runtime: Any) -> None:
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
+    from ates.platform.pages import install_page_errors
+
+    install_page_errors(app)
     app.mount("/static", StaticFiles(directory=PLATFORM_DIR / "static"), name="static")
     app.state.templates = make_templates(runtime)
 

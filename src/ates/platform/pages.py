@@ -1,0 +1,86 @@
+"""Who is looking at a page: the person signed in through auth, kept in a session cookie.
+
+Every service's pages depend on :data:`PageUser`. A visitor without a session is sent to
+``/login?next=…``, which runs the OAuth authorization-code flow (PKCE) against auth and
+stores the principal in the session (``ates.platform.login``). The cookie is signed,
+HttpOnly and SameSite=Lax (Starlette's SessionMiddleware, installed by ``web``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import RedirectResponse
+
+from ates.platform.security import Principal
+
+SESSION_KEY = "principal"
+
+
+class LoginRequired(Exception):
+    def __init__(self, next_url: str) -> None:
+        self.next_url = next_url
+
+
+class PageForbidden(Exception):
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def principal_to_session(principal: Principal) -> dict[str, str]:
+    return {
+        "public_id": str(principal.public_id),
+        "role": principal.role,
+        "username": principal.username,
+    }
+
+
+def principal_from_session(value: Any) -> Principal | None:
+    if not isinstance(value, dict):
+        return None
+    try:
+        return Principal(
+            public_id=uuid.UUID(value["public_id"]),
+            role=str(value["role"]),
+            username=str(value.get("username", "")),
+        )
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+async def page_user(request: Request) -> Principal:
+    principal = principal_from_session(request.session.get(SESSION_KEY))
+    if principal is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(target)
+    return principal
+
+
+PageUser = Annotated[Principal, Depends(page_user)]
+
+
+def page_roles(*roles: str) -> Any:
+    """A page dependency: the signed-in person, if their role is one of ``roles``."""
+
+    async def guard(principal: PageUser) -> Principal:
+        if not principal.has_role(*roles):
+            raise PageForbidden(f"This page is for {' and '.join(r + 's' for r in roles)} only.")
+        return principal
+
+    return guard
+
+
+def install_page_errors(app: FastAPI) -> None:
+    from ates.platform.web import render
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, error: LoginRequired) -> RedirectResponse:
+        return RedirectResponse(f"/login?next={quote(error.next_url, safe='')}", status_code=303)
+
+    @app.exception_handler(PageForbidden)
+    async def _forbidden(request: Request, error: PageForbidden) -> Any:
+        user = principal_from_session(request.session.get(SESSION_KEY))
+        return render(request, "forbidden.html", status_code=403, user=user, message=error.message)
