@@ -251,9 +251,10 @@ def dlq_discard(service: ServiceArg, letter_id: int, data_dir: DataDirOption = N
 
 
 def _mount_service_commands() -> None:
-    from ates.services.auth.cli import register as register_auth
+    from importlib import import_module
 
-    register_auth(app)
+    for service in SERVICES:
+        import_module(f"ates.services.{service}.cli").register(app)
 
 
 _mount_service_commands()

@@ -169,6 +169,7 @@ async def running(runtime: Runtime, *, messaging: bool = True) -> AsyncIterator[
 def create_app(
     spec: ServiceSpec, settings: Settings, *, runtime: Runtime | None = None, messaging: bool = True
 ) -> FastAPI:
+    from ates.platform.login import install_login
     from ates.platform.web import install_common
 
     runtime = runtime or build_runtime(spec, settings)
@@ -181,6 +182,7 @@ def create_app(
     app = FastAPI(title=f"aTES {spec.title}", lifespan=lifespan)
     app.state.runtime = runtime
     install_common(app, runtime)
+    install_login(app, runtime)
     for router in spec.routers:
         app.include_router(router)
     return app
