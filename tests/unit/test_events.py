@@ -210,3 +210,14 @@ def test_editing_a_released_schema_is_refused() -> None:
     assert [str(p) for p in problems] == [
         "billing/DayClosed/1.json: a released schema changed; add a new version instead"
     ]
+
+
+def test_the_event_catalog_in_docs_is_generated_from_the_registry() -> None:
+    from pathlib import Path
+
+    from ates.platform.events.docs import render_catalog
+
+    committed = Path(__file__).parents[2] / "docs" / "events.md"
+    assert committed.read_text() == render_catalog(default_registry()), (
+        "docs/events.md is stale: run `ates schemas docs`"
+    )
