@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -13,60 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ates.platform.embedded_nats import free_port
+from ates.platform.embedded_nats import port_is_free
+from tests.e2e.stack import free_port_base, start_stack
 
 pytestmark = pytest.mark.e2e
-
-
-def _port_base() -> int:
-    while True:
-        base = free_port()
-        if base < 60000 and all(_free(base + i) for i in range(5)):
-            return base
-
-
-def _free(port: int) -> bool:
-    from ates.platform.embedded_nats import port_is_free
-
-    return port_is_free(port)
-
-
-def _start(data_dir: Path, port_base: int) -> tuple[subprocess.Popen[str], list[str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATES_")}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ates",
-            "up",
-            "--data-dir",
-            str(data_dir),
-            "--port-base",
-            str(port_base),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    lines: list[str] = []
-    assert process.stdout is not None
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line.rstrip())
-        if "aTES is up" in line:
-            return process, lines
-    process.kill()
-    raise AssertionError("ates up did not come up:\n" + "\n".join(lines))
-
-
-def _stop(process: subprocess.Popen[str]) -> str:
-    process.send_signal(signal.SIGTERM)
-    out, _ = process.communicate(timeout=30)
-    return out
 
 
 def _nats_processes(data_dir: Path) -> list[str]:
@@ -76,10 +25,10 @@ def _nats_processes(data_dir: Path) -> list[str]:
 
 def test_up_serves_everything_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
-    base = _port_base()
-    process, lines = _start(data_dir, base)
+    stack = start_stack(data_dir)
+    base = stack.port_base
     try:
-        text = "\n".join(lines)
+        text = "\n".join(stack.output)
         assert "broker: nats://127.0.0.1:" in text
         for offset, name in enumerate(("auth", "tasks", "billing", "analytics")):
             assert f"http://127.0.0.1:{base + offset}/" in text
@@ -120,27 +69,27 @@ def test_up_serves_everything_stops_cleanly_and_resumes(tmp_path: Path) -> None:
         assert "Kesha" in names
         assert len(names) == 7  # six demo people and Kesha
     finally:
-        out = _stop(process)
-    assert process.returncode == 0, out
+        out = stack.stop()
+    assert stack.process.returncode == 0, out
     assert "stopped." in out
     assert not _nats_processes(data_dir), "nats-server was left running"
     for offset in range(5):
-        assert _free(base + offset)
+        assert port_is_free(base + offset)
 
     # again, on the same data: no new demo people, everyone still there
-    process, lines = _start(data_dir, base)
+    again = start_stack(data_dir, base)
     try:
         with sqlite3.connect(data_dir / "auth.db") as db:
             assert db.execute("select count(*) from people").fetchone()[0] == 7
     finally:
-        _stop(process)
-    assert process.returncode == 0
+        again.stop()
+    assert again.process.returncode == 0
 
 
 def test_up_refuses_a_taken_port_with_a_clear_message(tmp_path: Path) -> None:
     import socket
 
-    base = _port_base()
+    base = free_port_base()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", base + 2))
         sock.listen()
