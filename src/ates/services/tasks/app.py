@@ -1,13 +1,17 @@
+"""The tasks service: what it consumes, serves and runs."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from ates.platform.service import ServiceSpec
+from ates.services.tasks import api, pages
 from ates.services.tasks.handlers import HANDLERS
 
 SPEC = ServiceSpec(
     name="tasks",
     title="Task tracker",
     consumes=HANDLERS,
+    routers=(api.router, pages.router),
     templates=Path(__file__).parent / "templates",
 )

@@ -1,26 +1,105 @@
-"""Event handlers and use cases of the tasks service."""
+"""Use cases of the tasks service (create, complete) and the events it consumes.
+
+Each use case takes a unit of work and commits it once: the task and the events about
+it are stored together or not at all. The shuffle lives in ``shuffle``; reads in
+``queries``.
+"""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
 from sqlalchemy import select
 
-from ates.platform.events import Event
 from ates.platform.uow import UnitOfWork
-from ates.services.tasks.models import Person
+from ates.services.tasks import domain, people
+from ates.services.tasks.domain import Assignment, NoActiveWorker
+from ates.services.tasks.models import Task
 
 
-async def on_account_created(event: Event, uow: UnitOfWork) -> None:
-    data = event.data
-    person = await uow.session.scalar(select(Person).where(Person.public_id == data["public_id"]))
-    if person is None:
-        person = Person(public_id=data["public_id"], active=True)
-        uow.session.add(person)
-    person.username = data["username"]
-    person.full_name = data["full_name"]
-    if person.role is None:  # a later role change may have arrived first
-        person.role = data["role"]
+class TaskNotFound(LookupError):
+    pass
 
 
-HANDLERS = {
-    "AccountCreated": on_account_created,
-}
+class InvalidTask(ValueError):
+    """A field of a new task breaks a rule; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class CreateTask:
+    title: str
+    description: str = ""
+    jira_id: str | None = None
+
+
+async def create_task(uow: UnitOfWork, command: CreateTask) -> Task:
+    """T3/T4: store the task, give it to a random active worker, announce both."""
+    try:
+        title = domain.check_title(command.title)
+    except ValueError as error:
+        raise InvalidTask("title", str(error))
+    try:
+        jira_id = domain.check_jira_id(command.jira_id)
+    except ValueError as error:
+        raise InvalidTask("jira_id", str(error))
+    if len(command.description) > domain.DESCRIPTION_MAX:
+        raise InvalidTask("description", f"must be at most {domain.DESCRIPTION_MAX} characters")
+    assignee = await people.random_active_worker(uow)
+    if assignee is None:
+        raise NoActiveWorker("there is no active worker to assign the task to")
+    task = Task(
+        public_id=str(uuid.uuid4()),
+        title=title,
+        jira_id=jira_id,
+        description=command.description,
+        status=domain.OPEN,
+        assignee_public_id=assignee,
+        created_at=datetime.now(UTC),
+    )
+    uow.session.add(task)
+    await uow.emit(
+        "TaskCreated",
+        {
+            "public_id": task.public_id,
+            "title": task.title,
+            "jira_id": task.jira_id,
+            "description": task.description,
+        },
+    )
+    assignment = Assignment(task.public_id, assignee, None, reason="created")
+    await uow.emit("TaskAssigned", assignment.event_data())
+    await uow.commit()
+    return task
+
+
+async def complete_task(uow: UnitOfWork, task_public_id: str, by: str) -> Task:
+    """T6: the assignee marks the task done; billing hears ``TaskCompleted``."""
+    # FOR UPDATE (PostgreSQL) so a shuffle cannot move the task between check and write;
+    # SQLite's BEGIN IMMEDIATE already serialises writers.
+    task = await uow.session.scalar(
+        select(Task).where(Task.public_id == task_public_id).with_for_update()
+    )
+    if task is None:
+        raise TaskNotFound(f"no task {task_public_id}")
+    domain.check_completion(status=task.status, assignee=task.assignee_public_id, by=by)
+    task.status = domain.DONE
+    task.completed_at = datetime.now(UTC)
+    await uow.emit(
+        "TaskCompleted",
+        {
+            "task_public_id": task.public_id,
+            "assignee_public_id": task.assignee_public_id,
+            "completed_at": task.completed_at.isoformat().replace("+00:00", "Z"),
+        },
+    )
+    await uow.commit()
+    return task
+
+
+HANDLERS = people.HANDLERS

@@ -1,0 +1,167 @@
+"""The tasks JSON API (DESIGN.md §4 tasks): parse, call a use case, answer.
+
+Lists are pages: a JSON array, newest first, at most ``limit`` (≤ 200) tasks; when there
+is more, the response carries ``Link: <…&cursor=N>; rel="next"`` (RFC 8288).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from pydantic import BaseModel, Field, field_validator
+
+from ates.platform.security import CurrentUser, Principal, require_roles
+from ates.platform.service import Runtime
+from ates.services.tasks import domain, queries
+from ates.services.tasks.domain import AlreadyDone, NoActiveWorker, NotTheAssignee
+from ates.services.tasks.handlers import (
+    CreateTask,
+    InvalidTask,
+    TaskNotFound,
+    complete_task,
+    create_task,
+)
+from ates.services.tasks.models import Task
+from ates.services.tasks.shuffle import shuffle_tasks
+
+router = APIRouter(prefix="/api/tasks", tags=["tasks"])
+
+MANAGING = ("admin", "manager")
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+Managing = Annotated[Principal, Depends(require_roles(*MANAGING))]
+
+
+class NewTask(BaseModel):
+    title: str = Field(max_length=domain.TITLE_MAX)
+    jira_id: str | None = Field(default=None, max_length=domain.JIRA_ID_MAX)
+    description: str = Field(default="", max_length=domain.DESCRIPTION_MAX)
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        return domain.check_title(value)
+
+    @field_validator("jira_id")
+    @classmethod
+    def _jira_id(cls, value: str | None) -> str | None:
+        return domain.check_jira_id(value)
+
+
+class TaskOut(BaseModel):
+    public_id: str
+    title: str
+    jira_id: str | None
+    description: str
+    status: str
+    assignee_public_id: str
+    created_at: datetime
+    completed_at: datetime | None
+
+    @classmethod
+    def of(cls, task: Task) -> TaskOut:
+        return cls(
+            public_id=task.public_id,
+            title=task.title,
+            jira_id=task.jira_id,
+            description=task.description,
+            status=task.status,
+            assignee_public_id=task.assignee_public_id,
+            created_at=task.created_at,
+            completed_at=task.completed_at,
+        )
+
+
+class ShuffleOut(BaseModel):
+    shuffle_id: str
+    reassigned: int
+
+
+def _error(code: int, error: Exception) -> HTTPException:
+    return HTTPException(code, detail=str(error))
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create(body: NewTask, user: CurrentUser, runtime: RuntimeDep) -> TaskOut:
+    command = CreateTask(title=body.title, description=body.description, jira_id=body.jira_id)
+    try:
+        async with runtime.uow() as uow:
+            task = await create_task(uow, command)
+    except NoActiveWorker as error:
+        raise _error(status.HTTP_409_CONFLICT, error)
+    except InvalidTask as error:
+        raise _error(status.HTTP_422_UNPROCESSABLE_ENTITY, error)
+    return TaskOut.of(task)
+
+
+@router.get("")
+async def list_(
+    request: Request,
+    response: Response,
+    user: CurrentUser,
+    runtime: RuntimeDep,
+    status_: Annotated[Literal["open", "done"] | None, Query(alias="status")] = None,
+    assignee: Annotated[
+        str, Query(description="'me', 'all' or a person's public id (admins, managers)")
+    ] = "me",
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = queries.DEFAULT_PAGE,
+    cursor: Annotated[int | None, Query(ge=1)] = None,
+) -> list[TaskOut]:
+    """My tasks; admins and managers may list everyone's (``assignee=all``) or one
+    person's."""
+    own = str(user.public_id)
+    who: str | None = own if assignee in ("me", own) else None
+    if who is None and not user.has_role(*MANAGING):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, detail="assignee: you may only list your own tasks"
+        )
+    if assignee not in ("me", "all", own):
+        who = assignee
+    async with runtime.db.reader() as session:
+        page = await queries.list_tasks(
+            session, assignee=who, status=status_, limit=limit, cursor=cursor
+        )
+    if page.next_cursor is not None:
+        next_url = request.url.include_query_params(cursor=page.next_cursor)
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return [TaskOut.of(task) for task in page.tasks]
+
+
+@router.post("/shuffle")
+async def shuffle(user: Managing, runtime: RuntimeDep) -> ShuffleOut:
+    try:
+        result = await shuffle_tasks(runtime.uow)
+    except NoActiveWorker as error:
+        raise _error(status.HTTP_409_CONFLICT, error)
+    return ShuffleOut(shuffle_id=result.shuffle_id, reassigned=result.reassigned)
+
+
+@router.get("/{public_id}")
+async def get(public_id: str, user: CurrentUser, runtime: RuntimeDep) -> TaskOut:
+    async with runtime.db.reader() as session:
+        task = await queries.get_task(session, public_id)
+    if task is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no task {public_id}")
+    return TaskOut.of(task)
+
+
+@router.post("/{public_id}/complete")
+async def complete(public_id: str, user: CurrentUser, runtime: RuntimeDep) -> TaskOut:
+    try:
+        async with runtime.uow() as uow:
+            task = await complete_task(uow, public_id, by=str(user.public_id))
+    except TaskNotFound as error:
+        raise _error(status.HTTP_404_NOT_FOUND, error)
+    except NotTheAssignee as error:
+        raise _error(status.HTTP_403_FORBIDDEN, error)
+    except AlreadyDone as error:
+        raise _error(status.HTTP_409_CONFLICT, error)
+    return TaskOut.of(task)

@@ -1,0 +1,100 @@
+"""The tasks service's copy of people, kept from auth's account events.
+
+Events may come late, twice or out of order. Each fact (profile, role, active) is set
+only by an event newer than the one that set it last (``domain.is_newer``); a person
+first heard of through a role change or deactivation is kept with what we know.
+A duplicate is stopped earlier, by the inbox.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from ates.platform.events import Event
+from ates.platform.uow import UnitOfWork
+from ates.services.tasks.domain import WORKER, is_newer
+from ates.services.tasks.models import Person
+
+
+async def _person(uow: UnitOfWork, public_id: str) -> Person:
+    person = await uow.session.scalar(select(Person).where(Person.public_id == public_id))
+    if person is None:
+        person = Person(public_id=public_id, active=True)
+        uow.session.add(person)
+    return person
+
+
+def _set_profile(person: Person, data: dict[str, Any], at: datetime) -> None:
+    if is_newer(at, person.profile_at):
+        person.username = data["username"]
+        person.full_name = data["full_name"]
+        person.email = data["email"]
+        person.profile_at = at
+
+
+def _set_role(person: Person, role: str, at: datetime) -> None:
+    if is_newer(at, person.role_at):
+        person.role = role
+        person.role_at = at
+
+
+def _set_active(person: Person, active: bool, at: datetime) -> None:
+    if is_newer(at, person.active_at):
+        person.active = active
+        person.active_at = at
+
+
+async def on_account_created(event: Event, uow: UnitOfWork) -> None:
+    person = await _person(uow, event.data["public_id"])
+    _set_profile(person, event.data, event.event_time)
+    _set_role(person, event.data["role"], event.event_time)
+    _set_active(person, True, event.event_time)
+
+
+async def on_account_updated(event: Event, uow: UnitOfWork) -> None:
+    person = await _person(uow, event.data["public_id"])
+    _set_profile(person, event.data, event.event_time)
+    _set_role(person, event.data["role"], event.event_time)
+    _set_active(person, event.data["active"], event.event_time)
+
+
+async def on_account_role_changed(event: Event, uow: UnitOfWork) -> None:
+    person = await _person(uow, event.data["public_id"])
+    _set_role(person, event.data["new_role"], event.event_time)
+
+
+async def on_account_deactivated(event: Event, uow: UnitOfWork) -> None:
+    person = await _person(uow, event.data["public_id"])
+    _set_active(person, False, event.event_time)
+
+
+async def active_workers(uow: UnitOfWork) -> list[str]:
+    """Public ids of everyone who may get a task now (bounded by the staff, not tasks)."""
+    query = (
+        select(Person.public_id)
+        .where(Person.role == WORKER, Person.active.is_(True))
+        .order_by(Person.id)
+    )
+    return list((await uow.session.scalars(query)).all())
+
+
+async def random_active_worker(uow: UnitOfWork) -> str | None:
+    """One active worker drawn uniformly at random by the database, or None."""
+    query = (
+        select(Person.public_id)
+        .where(Person.role == WORKER, Person.active.is_(True))
+        .order_by(func.random())
+        .limit(1)
+    )
+    return await uow.session.scalar(query)
+
+
+HANDLERS = {
+    "AccountCreated": on_account_created,
+    "AccountUpdated": on_account_updated,
+    "AccountRoleChanged": on_account_role_changed,
+    "AccountDeactivated": on_account_deactivated,
+}

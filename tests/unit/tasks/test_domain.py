@@ -1,0 +1,92 @@
+"""The task tracker's rules, without I/O."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ates.services.tasks import domain
+from ates.services.tasks.domain import (
+    AlreadyDone,
+    Assignment,
+    NoActiveWorker,
+    NotTheAssignee,
+    check_completion,
+    check_jira_id,
+    check_title,
+    draw_assignees,
+    is_newer,
+)
+
+
+@pytest.mark.parametrize("title", ["[POPUG-1] Fix", "Fix ]it", "a[b", "[]"])
+def test_a_title_with_brackets_is_refused_and_says_where_the_jira_id_goes(title: str) -> None:
+    with pytest.raises(ValueError, match=r"must not contain '\[' or '\]'.*jira_id"):
+        check_title(title)
+
+
+def test_a_title_is_trimmed_and_must_not_be_empty_or_too_long() -> None:
+    assert check_title("  Sharpen the beak ") == "Sharpen the beak"
+    with pytest.raises(ValueError, match="empty"):
+        check_title("   ")
+    with pytest.raises(ValueError, match="at most 300"):
+        check_title("x" * 301)
+
+
+def test_a_jira_id_is_optional_one_word_without_brackets() -> None:
+    assert check_jira_id(None) is None
+    assert check_jira_id("  ") is None
+    assert check_jira_id(" POPUG-42 ") == "POPUG-42"
+    for bad in ("POPUG 42", "[POPUG-42]", "x" * 65):
+        with pytest.raises(ValueError):
+            check_jira_id(bad)
+
+
+def test_only_the_assignee_completes_and_only_once() -> None:
+    check_completion(status=domain.OPEN, assignee="a", by="a")
+    with pytest.raises(NotTheAssignee):
+        check_completion(status=domain.OPEN, assignee="a", by="b")
+    with pytest.raises(AlreadyDone):
+        check_completion(status=domain.DONE, assignee="a", by="a")
+    # someone else poking a done task is told they are not the assignee
+    with pytest.raises(NotTheAssignee):
+        check_completion(status=domain.DONE, assignee="a", by="b")
+
+
+def test_assignees_are_drawn_from_the_workers_uniformly_with_repeats() -> None:
+    workers = ["w1", "w2", "w3", "w4"]
+    drawn = draw_assignees(workers, 40_000, random.Random(7))
+    counts = Counter(drawn)
+    assert set(counts) == set(workers)
+    assert all(9_000 < n < 11_000 for n in counts.values()), counts
+    assert draw_assignees(["only"], 3) == ["only", "only", "only"]
+
+
+def test_drawing_without_workers_is_refused() -> None:
+    with pytest.raises(NoActiveWorker):
+        draw_assignees([], 1)
+
+
+def test_an_older_fact_never_replaces_a_newer_one() -> None:
+    now = datetime(2026, 3, 3, 12, tzinfo=UTC)
+    assert is_newer(now, None)
+    assert is_newer(now, now - timedelta(microseconds=1))
+    assert is_newer(now, now)  # same instant: the later arrival wins
+    assert not is_newer(now - timedelta(seconds=1), now)
+
+
+def test_an_assignment_is_the_data_of_a_task_assigned_event() -> None:
+    from ates.platform.events import default_registry
+
+    data = Assignment(
+        "6f1c2c9e-2222-4a4a-9a9a-000000000002",
+        "6f1c2c9e-1111-4a4a-9a9a-000000000001",
+        None,
+        "created",
+    ).event_data()
+    default_registry().validate("TaskAssigned", 1, data)
+    assert data["previous_assignee_public_id"] is None
+    assert data["shuffle_id"] is None
