@@ -64,7 +64,8 @@ async def test_a_role_change_before_the_creation_is_kept(tasks: Harness) -> None
     )
     assert _state(await _person(tasks, pid)) == (None, None, "manager", True)
     await announce(tasks.runtime, "AccountCreated", data, at(0))  # late, and older
-    assert _state(await _person(tasks, pid)) == (data["username"], data["full_name"], "manager", True)
+    expected = (data["username"], data["full_name"], "manager", True)
+    assert _state(await _person(tasks, pid)) == expected
 
 
 async def test_a_deactivation_before_the_creation_is_kept(tasks: Harness) -> None:
@@ -74,7 +75,8 @@ async def test_a_deactivation_before_the_creation_is_kept(tasks: Harness) -> Non
     person = await _person(tasks, pid)
     assert (person.role, person.active) == (None, False)
     await announce(tasks.runtime, "AccountCreated", data, at(0))
-    assert _state(await _person(tasks, pid)) == (data["username"], data["full_name"], "worker", False)
+    expected = (data["username"], data["full_name"], "worker", False)
+    assert _state(await _person(tasks, pid)) == expected
 
 
 async def test_an_older_update_does_not_undo_a_newer_one(tasks: Harness) -> None:
@@ -105,9 +107,8 @@ async def test_facts_are_versioned_one_by_one(tasks: Harness) -> None:
         {"public_id": pid, "old_role": "worker", "new_role": "manager"},
         at(10),
     )
-    await announce(
-        tasks.runtime, "AccountUpdated", {**data, "full_name": "Polly Renamed", "active": True}, at(5)
-    )
+    renamed = {**data, "full_name": "Polly Renamed", "active": True}
+    await announce(tasks.runtime, "AccountUpdated", renamed, at(5))
     person = await _person(tasks, pid)
     assert (person.full_name, person.role) == ("Polly Renamed", "manager")
 

@@ -36,7 +36,7 @@ async def _make_tasks(runtime: Runtime, count: int) -> list[Task]:
 
 async def _assignees(runtime: Runtime) -> dict[str, tuple[str, str]]:
     async with runtime.db.reader() as session:
-        rows = (await session.execute(select(Task.public_id, Task.assignee_public_id, Task.status)))
+        rows = await session.execute(select(Task.public_id, Task.assignee_public_id, Task.status))
         return {row.public_id: (row.assignee_public_id, row.status) for row in rows}
 
 
