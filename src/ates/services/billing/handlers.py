@@ -1,26 +1,156 @@
-"""Event handlers and use cases of the billing service."""
+"""Event handlers of the billing service: people, tasks, and the money their events move.
+
+Each handler runs inside the consumer's unit of work, after the event's id went into the
+inbox. They tolerate any order (a task or person first heard of in a later event is
+created on the spot) and any number of deliveries (the ledger's idempotency key is the
+event id, so even a replay through a fresh inbox books nothing twice).
+
+The random source of prices is injected: ``make_handlers(random.Random(seed))`` in tests,
+the operating system's in production.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import random
+from datetime import UTC, datetime
 
+import sqlalchemy as sa
+
+from ates.platform.consumer import Handler, Rejected
 from ates.platform.events import Event
 from ates.platform.uow import UnitOfWork
-from ates.services.billing.models import Account
+from ates.services.billing import domain, ledger
+from ates.services.billing.models import Account, Task, Transaction
+
+
+async def _person(uow: UnitOfWork, owner_public_id: str) -> Account:
+    return await ledger.person_account(uow.session, owner_public_id)
 
 
 async def on_account_created(event: Event, uow: UnitOfWork) -> None:
     data = event.data
-    account = await uow.session.scalar(
-        select(Account).where(Account.owner_public_id == data["public_id"])
-    )
-    if account is None:
-        account = Account(owner_public_id=data["public_id"], balance_cents=0)
-        uow.session.add(account)
+    account = await _person(uow, data["public_id"])
     account.owner_name = data["full_name"]
     account.owner_email = data["email"]
+    account.owner_username = data["username"]
+    if account.owner_role is None:  # a role change may have arrived before the creation
+        account.owner_role = data["role"]
 
 
-HANDLERS = {
-    "AccountCreated": on_account_created,
-}
+async def on_account_updated(event: Event, uow: UnitOfWork) -> None:
+    data = event.data
+    account = await _person(uow, data["public_id"])
+    account.owner_name = data["full_name"]
+    account.owner_email = data["email"]
+    account.owner_username = data["username"]
+    account.owner_role = data["role"]
+    account.active = bool(data["active"])
+
+
+async def on_account_role_changed(event: Event, uow: UnitOfWork) -> None:
+    account = await _person(uow, event.data["public_id"])
+    account.owner_role = event.data["new_role"]
+
+
+async def on_account_deactivated(event: Event, uow: UnitOfWork) -> None:
+    # The account stays open: money already earned is still paid out at the day's end.
+    account = await _person(uow, event.data["public_id"])
+    account.active = False
+
+
+def _moment(value: str, field: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Rejected(f"{field}: not an RFC 3339 date-time: {value!r}")
+    if moment.tzinfo is None:
+        raise Rejected(f"{field}: a date-time must carry its time zone: {value!r}")
+    return moment
+
+
+async def _book(
+    uow: UnitOfWork,
+    event: Event,
+    posting: domain.Posting,
+    reason: domain.Reason,
+    task: Task,
+    happened_at: datetime,
+) -> None:
+    day, late_from = await ledger.booking_day(uow.session, happened_at)
+    try:
+        await ledger.post(
+            uow,
+            posting,
+            key=str(event.event_id),
+            reason=reason,
+            business_date=day,
+            booked_late_from=late_from,
+            task=task,
+        )
+    except domain.LedgerError as error:
+        raise Rejected(str(error))
+
+
+def make_handlers(rng: random.Random) -> dict[str, Handler]:
+    """The billing handlers, drawing task prices from ``rng``."""
+
+    async def on_task_created(event: Event, uow: UnitOfWork) -> None:
+        data = event.data  # a v1 event arrives upcast: the jira id is out of the title
+        task = await ledger.priced_task(uow, data["public_id"], rng, datetime.now(UTC))
+        task.title = data["title"]
+        task.jira_id = data.get("jira_id")
+
+    async def on_task_assigned(event: Event, uow: UnitOfWork) -> None:
+        data = event.data
+        task = await ledger.priced_task(uow, data["task_public_id"], rng, datetime.now(UTC))
+        worker = data["assignee_public_id"]
+        await _person(uow, worker)
+        shuffled = data["reason"] == "shuffle"
+        await _book(
+            uow,
+            event,
+            domain.fee_posting(worker, ledger.price_of(task)),
+            domain.Reason.SHUFFLED if shuffled else domain.Reason.ASSIGNED,
+            task,
+            event.event_time,  # the moment tasks assigned it, not when we heard of it
+        )
+
+    async def on_task_completed(event: Event, uow: UnitOfWork) -> None:
+        data = event.data
+        completed_at = _moment(data["completed_at"], "completed_at")
+        task = await ledger.priced_task(uow, data["task_public_id"], rng, datetime.now(UTC))
+        if await ledger.already_booked(uow.session, str(event.event_id)):
+            return
+        rewarded = await uow.session.scalar(
+            sa.select(Transaction.public_id).where(
+                Transaction.task_public_id == task.public_id, Transaction.kind == "reward"
+            )
+        )
+        if rewarded is not None:
+            # A task completes once (T6): a second completion under another event id is a
+            # producer's bug to inspect, not money to pay again.
+            raise Rejected(f"task {task.public_id} was already rewarded (transaction {rewarded})")
+        worker = data["assignee_public_id"]
+        await _person(uow, worker)
+        await _book(
+            uow,
+            event,
+            domain.reward_posting(worker, ledger.price_of(task)),
+            domain.Reason.COMPLETED,
+            task,
+            completed_at,
+        )
+
+    return {
+        "AccountCreated": on_account_created,
+        "AccountUpdated": on_account_updated,
+        "AccountRoleChanged": on_account_role_changed,
+        "AccountDeactivated": on_account_deactivated,
+        "TaskCreated": on_task_created,
+        "TaskAssigned": on_task_assigned,
+        "TaskCompleted": on_task_completed,
+    }
+
+
+# Production draws prices from the operating system's randomness.
+HANDLERS = make_handlers(random.SystemRandom())
