@@ -41,6 +41,9 @@ class Books:
         outcome = await self.deliver(event)
         assert outcome == Ack(), outcome
 
+    def new_uow(self) -> UnitOfWork:
+        return UnitOfWork(self.db, "billing")
+
     async def close(self, day: date, now: datetime) -> days.DayClose:
         async with UnitOfWork(self.db, "billing") as uow:
             return await days.close_day(uow, day, now=now)

@@ -163,9 +163,9 @@ async def _already_closed(session: AsyncSession, target: date) -> DayClose:
 CHECK_EVERY_SECONDS = 30.0
 
 
-async def close_past_days(runtime: Runtime, now: datetime) -> DayClose | None:
+async def close_past_days(new_uow: Callable[[], UnitOfWork], now: datetime) -> DayClose | None:
     """Close yesterday (and anything open before it) unless it is closed already."""
-    async with runtime.uow() as uow:
+    async with new_uow() as uow:
         state = await ledger.books(uow.session, for_close=True)
         yesterday = state.day_of(now) - timedelta(days=1)
         if state.closed_through is not None and state.closed_through >= yesterday:
@@ -180,7 +180,7 @@ async def run_day_closer(runtime: Runtime, *, clock: Clock = utc_now) -> None:
     run it at once (the close is idempotent)."""
     while True:
         try:
-            result = await close_past_days(runtime, clock())
+            result = await close_past_days(runtime.uow, clock())
         except Exception:  # logged and tried again: a missed check must not stop the job
             log.exception("billing.scheduler_failed")
         else:

@@ -10,7 +10,7 @@ same transaction and checked by ``ates billing verify``.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     BigInteger,
@@ -23,11 +23,34 @@ from sqlalchemy import (
     String,
     text,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 
 class Base(DeclarativeBase):
     pass
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite hands back naive values).
+
+    The same as the other services' copies; it belongs in ``ates.platform.db``."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def new_id() -> str:
@@ -66,7 +89,7 @@ class Task(Base):
     public_id: Mapped[str] = mapped_column(String(36), unique=True)
     assign_fee_cents: Mapped[int] = mapped_column(Integer)
     reward_cents: Mapped[int] = mapped_column(Integer)
-    priced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    priced_at: Mapped[datetime] = mapped_column(UtcDateTime)
     title: Mapped[str | None] = mapped_column(String(300), nullable=True)
     jira_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
@@ -89,7 +112,7 @@ class Transaction(Base):
     # the day the movement happened, when that day was already closed (B7)
     booked_late_from: Mapped[date | None] = mapped_column(Date, nullable=True)
     description: Mapped[str] = mapped_column(String(1000))
-    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    applied_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (
         Index("ix_transactions_owner_day", "owner_account_id", "business_date"),
@@ -127,7 +150,7 @@ class ClosedDay(Base):
     __tablename__ = "closed_days"
 
     business_date: Mapped[date] = mapped_column(Date, primary_key=True)
-    closed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime] = mapped_column(UtcDateTime)
     payouts: Mapped[int] = mapped_column(Integer)
     paid_cents: Mapped[int] = mapped_column(BigInteger)
 
