@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from ates.config import Settings
 from ates.platform import migrations
 from ates.platform.db import Database
 from tests.integration.billing.books import Books
+from tests.support import Harness, TokenFactory, make_settings, service_harness
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +49,22 @@ async def billing_db(billing_template: Path, tmp_path: Path) -> AsyncIterator[Da
 @pytest.fixture
 def books(billing_db: Database) -> Books:
     return Books(billing_db, random.Random(6))
+
+
+@pytest.fixture
+def offline_settings(tmp_path: Path) -> Settings:
+    """Settings for tests of the HTTP side alone (no broker started)."""
+    return make_settings(tmp_path / "data", None)
+
+
+@pytest.fixture
+async def billing(offline_settings: Settings, tokens: TokenFactory) -> AsyncIterator[Harness]:
+    """The billing app in-process, without messaging; events go in through ``feed``."""
+    async with service_harness("billing", offline_settings, tokens, messaging=False) as harness:
+        yield harness
+
+
+@pytest.fixture
+def feed(billing: Harness) -> Books:
+    """Deliver events to the running billing app's database, as its consumer would."""
+    return Books(billing.db, random.Random(7))
