@@ -1,0 +1,323 @@
+"""RabbitMQ adapter (aio-pika) of the broker port.
+
+Topology in :mod:`~ates.platform.broker.rabbitmq.topology`; how a new group gets the
+retained history in :mod:`~ates.platform.broker.rabbitmq.groups`.
+
+- Publishing: persistent messages to the domain's topic exchange, ``mandatory`` and with
+  publisher confirms; ``publish`` returns only when RabbitMQ confirmed every message
+  (quorum and stream queues confirm after replication), else raises BrokerUnavailable.
+- Consuming: manual acks, sent only after the handler returned (after its commit).
+  ``Retry(delay)`` publishes a confirmed copy to the group's delayed-retry queue for that
+  delay and then acks the original; the copy comes back after the delay with its attempt
+  count in a header. ``attempt`` = that header (1 if absent) + RabbitMQ's
+  ``x-delivery-count`` (returns after a crash or a lost connection). We count ourselves
+  because in RabbitMQ 4.3 a nack no longer increments the delivery count (PITFALLS.md).
+- Connection loss ("channel is closed", a restart): plain, non-robust aio-pika objects and
+  our own loop. Every consumer reconnects, sets its group up again and resumes; every
+  publish on a dead connection raises BrokerUnavailable and the next one reconnects.
+  aio-pika's robust objects are avoided on purpose (PITFALLS: aio-pika #563, #570).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import aio_pika
+import structlog
+from aio_pika import DeliveryMode, ExchangeType, Message
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelPreconditionFailed
+
+from ates.platform.broker.base import (
+    Broker,
+    BrokerUnavailable,
+    Delivery,
+    DeliveryHandler,
+    Outcome,
+    OutgoingMessage,
+    Retry,
+    subject_for,
+)
+from ates.platform.broker.rabbitmq import topology
+from ates.platform.broker.rabbitmq.groups import prepare_group
+from ates.platform.broker.rabbitmq.stream import copy_of, stream_bounds
+
+log = structlog.get_logger(__name__)
+
+BROKER_ERRORS: tuple[type[BaseException], ...] = (
+    *CONNECTION_EXCEPTIONS,
+    TimeoutError,
+    BrokerUnavailable,
+)
+
+
+class RabbitBroker(Broker):
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_age_days: int = 365,
+        max_bytes: int = 10 * 1024**3,
+        prefetch: int = 64,
+        publish_timeout: float = 10,
+        connect_timeout: float = 5,
+        reconnect_delay: float = 0.5,
+    ) -> None:
+        self.url = url
+        self._max_age_days = max_age_days
+        self._max_bytes = max_bytes
+        self._prefetch = prefetch
+        self._publish_timeout = publish_timeout
+        self._connect_timeout = connect_timeout
+        self._reconnect_delay = reconnect_delay
+        self._connection: AbstractConnection | None = None
+        self._publisher: AbstractChannel | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self._known_streams: set[str] = set()
+        self._retry_queues: dict[tuple[str, str], set[str]] = {}
+
+    # --- connection -----------------------------------------------------------------
+
+    async def connect(self) -> None:
+        self._closed = False
+        await self._connected()
+
+    async def _connected(self) -> AbstractConnection:
+        """The live connection, opened again if it was lost."""
+        async with self._lock:
+            if self._closed:
+                raise BrokerUnavailable("the broker connection was closed")
+            if self._connection is not None and _alive(self._connection):
+                return self._connection
+            if self._connection is not None:
+                with contextlib.suppress(Exception):
+                    await self._connection.close()
+            self._publisher = None
+            self._known_streams.clear()  # a restarted server may have lost nothing, but check
+            try:
+                self._connection = await aio_pika.connect(
+                    self.url,
+                    timeout=self._connect_timeout,
+                    client_properties={"connection_name": "ates"},
+                )
+            except BROKER_ERRORS as error:
+                raise BrokerUnavailable(f"cannot reach RabbitMQ: {error!r}") from error
+            log.info("broker.connected", broker="rabbitmq")
+            return self._connection
+
+    async def close(self) -> None:
+        async with self._lock:
+            self._closed = True
+            connection, self._connection, self._publisher = self._connection, None, None
+        if connection is not None and not connection.is_closed:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+    async def _publishing_channel(self) -> AbstractChannel:
+        connection = await self._connected()
+        if self._publisher is None or self._publisher.is_closed:
+            self._publisher = await connection.channel(publisher_confirms=True)
+        return self._publisher
+
+    # --- topology -------------------------------------------------------------------
+
+    async def ensure_streams(self, domains: Iterable[str]) -> None:
+        try:
+            connection = await self._connected()
+            async with connection.channel() as channel:
+                for domain in domains:
+                    await self._declare_domain(connection, channel, domain)
+        except BROKER_ERRORS as error:
+            raise BrokerUnavailable(f"cannot declare the streams: {error!r}") from error
+
+    async def _declare_domain(
+        self, connection: AbstractConnection, channel: AbstractChannel, domain: str
+    ) -> None:
+        exchange = await channel.declare_exchange(
+            topology.exchange_name(domain), ExchangeType.TOPIC, durable=True
+        )
+        try:
+            async with connection.channel() as own:  # a mismatch closes the channel
+                stream = await own.declare_queue(
+                    topology.log_name(domain),
+                    durable=True,
+                    arguments=topology.log_arguments(self._max_age_days, self._max_bytes),
+                )
+                await stream.bind(exchange, routing_key="#")
+        except ChannelPreconditionFailed:
+            # Declared earlier with other retention: queue arguments cannot change; a
+            # policy can (docs/operations.md). Keep the stream as it is.
+            log.warning("rabbitmq.stream_retention_differs", domain=domain)
+            stream = await channel.declare_queue(topology.log_name(domain), passive=True)
+            await stream.bind(exchange, routing_key="#")
+        self._known_streams.add(domain)
+
+    # --- publishing -----------------------------------------------------------------
+
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        if not messages:
+            return
+        missing = {m.domain for m in messages} - self._known_streams
+        if missing:
+            await self.ensure_streams(missing)
+        try:
+            channel = await self._publishing_channel()
+            exchanges = {
+                domain: await channel.get_exchange(topology.exchange_name(domain), ensure=False)
+                for domain in {m.domain for m in messages}
+            }
+            confirms = [
+                exchanges[m.domain].publish(
+                    Message(
+                        m.body,
+                        message_id=m.event_id,
+                        type=m.event_name,
+                        content_type="application/json",
+                        delivery_mode=DeliveryMode.PERSISTENT,
+                    ),
+                    routing_key=m.subject,
+                    mandatory=True,  # unroutable = no stream: an error, not a silent drop
+                )
+                for m in messages
+            ]
+            await asyncio.wait_for(asyncio.gather(*confirms), timeout=self._publish_timeout)
+        except BROKER_ERRORS as error:
+            raise BrokerUnavailable(f"publish not confirmed: {error!r}") from error
+
+    # --- consuming ------------------------------------------------------------------
+
+    async def consume(
+        self,
+        group: str,
+        domain: str,
+        event_names: Sequence[str],
+        handler: DeliveryHandler,
+    ) -> None:
+        subjects = sorted(subject_for(domain, name) for name in event_names)
+        while True:
+            try:
+                await self._consume_once(group, domain, subjects, handler)
+            except asyncio.CancelledError:
+                raise
+            except BROKER_ERRORS as error:
+                log.warning("broker.consume_error", group=group, domain=domain, error=repr(error))
+            await asyncio.sleep(self._reconnect_delay)
+
+    async def _consume_once(
+        self, group: str, domain: str, subjects: Sequence[str], handler: DeliveryHandler
+    ) -> None:
+        """Consume until the channel or connection goes away."""
+        connection = await self._connected()
+        if domain not in self._known_streams:
+            await self.ensure_streams([domain])
+        await prepare_group(connection, group, domain, subjects)
+        channel = await connection.channel(publisher_confirms=True)
+        try:
+            await channel.set_qos(prefetch_count=self._prefetch)
+            queue = await channel.get_queue(topology.group_queue(group, domain), ensure=False)
+            async with queue.iterator() as messages:
+                async for message in messages:
+                    await self._deliver(channel, group, domain, message, handler)
+        finally:
+            # Closing returns every unacknowledged message to the queue.
+            if not channel.is_closed:
+                with contextlib.suppress(Exception):
+                    await channel.close()
+
+    async def _deliver(
+        self,
+        channel: AbstractChannel,
+        group: str,
+        domain: str,
+        message: AbstractIncomingMessage,
+        handler: DeliveryHandler,
+    ) -> None:
+        attempt = attempt_of(message)
+        delivery = Delivery(
+            body=message.body,
+            subject=subject_for(domain, message.type)
+            if message.type
+            else message.routing_key or "",
+            attempt=attempt,
+        )
+        try:
+            outcome: Outcome = await handler(delivery)
+        except Exception:
+            # Handlers answer with an Outcome; one that raises is a bug: try again later.
+            log.exception("broker.handler_raised", group=group, domain=domain)
+            outcome = Retry(self._reconnect_delay * 2)
+        if isinstance(outcome, Retry):
+            await self._schedule_retry(channel, group, domain, message, attempt, outcome.delay)
+        await message.ack()
+
+    async def _schedule_retry(
+        self,
+        channel: AbstractChannel,
+        group: str,
+        domain: str,
+        message: AbstractIncomingMessage,
+        attempt: int,
+        delay: float,
+    ) -> None:
+        delay_ms = topology.retry_delay_ms(delay)
+        name = topology.retry_queue(group, domain, delay_ms)
+        # Declared at every use: it also keeps the queue from expiring while in use.
+        await channel.declare_queue(
+            name, durable=True, arguments=topology.retry_arguments(group, domain, delay_ms)
+        )
+        self._retry_queues.setdefault((group, domain), set()).add(name)
+        await channel.default_exchange.publish(
+            copy_of(message, **{topology.ATTEMPT_HEADER: attempt + 1}),
+            routing_key=name,
+            mandatory=True,
+        )
+
+    async def delete_group(self, group: str, domain: str) -> None:
+        connection = await self._connected()
+        async with connection.channel() as channel:
+            names = {
+                topology.group_queue(group, domain),
+                topology.filling_flag(group, domain),
+                *self._retry_queues.pop((group, domain), set()),
+            }
+            for name in sorted(names):
+                await channel.queue_delete(name, if_unused=False, if_empty=False)
+        # The parked queue keeps what RabbitMQ dead-lettered; it goes only when empty.
+        with contextlib.suppress(*BROKER_ERRORS):
+            async with connection.channel() as channel:
+                await channel.queue_delete(
+                    topology.parked_queue(group, domain), if_unused=False, if_empty=True
+                )
+
+    async def log_size(self, domain: str) -> int:
+        """Offsets the stream retains (the adapter's markers included: an estimate)."""
+        connection = await self._connected()
+        try:
+            bounds = await stream_bounds(connection, domain)
+        except BROKER_ERRORS:
+            return 0
+        return 0 if bounds is None else bounds[1] - bounds[0] + 1
+
+
+def _alive(connection: AbstractConnection) -> bool:
+    # is_closed only turns true on our own close(); a connection the server dropped shows
+    # up as no longer "connected".
+    return not connection.is_closed and connection.connected.is_set()
+
+
+def attempt_of(message: AbstractIncomingMessage) -> int:
+    headers: dict[str, Any] = dict(message.headers or {})
+    scheduled = _as_int(headers.get(topology.ATTEMPT_HEADER), 1)
+    returned = _as_int(headers.get(topology.DELIVERY_COUNT_HEADER), 0)
+    return scheduled + returned
+
+
+def _as_int(value: Any, default: int) -> int:
+    try:
+        return int(value) if value is not None else default
+    except (TypeError, ValueError):
+        return default
