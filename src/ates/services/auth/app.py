@@ -3,9 +3,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from ates.platform.service import ServiceSpec
+from ates.services.auth import api, pages
+from ates.services.auth.oauth import routes as oauth_routes
+from ates.services.auth.oauth.provider import start_provider
 
 SPEC = ServiceSpec(
     name="auth",
     title="Auth",
+    routers=(oauth_routes.router, api.router, pages.router),
     templates=Path(__file__).parent / "templates",
+    on_startup=(start_provider,),
 )

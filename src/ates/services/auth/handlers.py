@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from ates.platform.db import Database
 from ates.platform.uow import UnitOfWork
 from ates.services.auth import domain
-from ates.services.auth.models import Person
-from ates.services.auth.passwords import hash_password
+from ates.services.auth.models import LoginThrottle, Person
+from ates.services.auth.oauth.store import revoke_person_tokens
+from ates.services.auth.passwords import check_password, hash_password
 
 
 class PersonExists(Exception):
     pass
+
+
+class PersonNotFound(LookupError):
+    pass
+
+
+class SignInRefused(Exception):
+    """Sign-in failed; the message is fit to show on the login page. ``locked``: refused
+    because of too many failures, whatever the password."""
+
+    def __init__(self, message: str, *, locked: bool = False) -> None:
+        super().__init__(message)
+        self.locked = locked
 
 
 @dataclass(frozen=True)
@@ -25,17 +41,46 @@ class CreatePerson:
     full_name: str | None = None
 
 
+@dataclass(frozen=True)
+class ChangePerson:
+    """An edit of a person. ``actor_public_id`` is the admin making it (``None``: an
+    operator at the command line)."""
+
+    public_id: str
+    role: str | None = None
+    full_name: str | None = None
+    email: str | None = None
+    active: bool | None = None
+    actor_public_id: str | None = None
+
+
+def profile(person: Person) -> domain.Profile:
+    return domain.Profile(
+        username=person.username,
+        email=person.email,
+        full_name=person.full_name,
+        role=person.role,
+        active=person.active,
+    )
+
+
+def identity(person: Person) -> domain.Identity:
+    return domain.Identity(public_id=person.public_id, username=person.username, role=person.role)
+
+
 async def create_person(uow: UnitOfWork, command: CreatePerson) -> Person:
     username = domain.check_username(command.username)
     role = domain.check_role(command.role)
     domain.check_password(command.password)
+    email = domain.check_email(command.email or domain.default_email(username))
+    full_name = domain.check_full_name(command.full_name or username.title())
     session = uow.session
     if await session.scalar(select(Person.id).where(Person.username == username)):
         raise PersonExists(f"username {username!r} is taken")
     person = Person(
         username=username,
-        email=command.email or domain.default_email(username),
-        full_name=command.full_name or username.title(),
+        email=email,
+        full_name=full_name,
         role=role,
         active=True,
         password_hash=hash_password(command.password),
@@ -58,3 +103,135 @@ async def create_person(uow: UnitOfWork, command: CreatePerson) -> Person:
 
 async def list_people(uow: UnitOfWork) -> list[Person]:
     return list((await uow.session.scalars(select(Person).order_by(Person.username))).all())
+
+
+async def get_person(uow: UnitOfWork, public_id: str) -> Person:
+    person = await uow.session.scalar(select(Person).where(Person.public_id == public_id))
+    if person is None:
+        raise PersonNotFound(f"no person {public_id}")
+    return person
+
+
+async def find_person(uow: UnitOfWork, username: str) -> Person | None:
+    return await uow.session.scalar(select(Person).where(Person.username == username))
+
+
+async def change_person(uow: UnitOfWork, command: ChangePerson) -> Person:
+    """Apply an admin's edit and announce it: AccountRoleChanged for a new role,
+    AccountDeactivated for a deactivation (their refresh tokens are revoked with it), and
+    AccountUpdated, the full profile after the change, for every change."""
+    session = uow.session
+    person = await session.scalar(
+        select(Person).where(Person.public_id == command.public_id).with_for_update()
+    )
+    if person is None:
+        raise PersonNotFound(f"no person {command.public_id}")
+    # Locks the admins' rows (PostgreSQL; SQLite writers are serialised anyway), so two
+    # admins demoting each other at once cannot leave nobody in charge.
+    other_admins = (
+        await session.scalars(
+            select(Person.id)
+            .where(Person.role == "admin", Person.active.is_(True), Person.id != person.id)
+            .with_for_update()
+        )
+    ).all()
+    plan = domain.plan_change(
+        profile(person),
+        domain.Change(
+            role=command.role,
+            full_name=command.full_name,
+            email=command.email,
+            active=command.active,
+        ),
+        other_active_admins=len(other_admins),
+        by_self=command.actor_public_id == person.public_id,
+    )
+    if not plan.changed:
+        return person
+    old_role = person.role
+    after = plan.after
+    person.role, person.full_name, person.email, person.active = (
+        after.role,
+        after.full_name,
+        after.email,
+        after.active,
+    )
+    await session.flush()
+    if plan.role_changed:
+        await uow.emit(
+            "AccountRoleChanged",
+            {"public_id": person.public_id, "old_role": old_role, "new_role": person.role},
+        )
+    if plan.deactivated:
+        await revoke_person_tokens(session, person.public_id, datetime.now(UTC))
+        await uow.emit("AccountDeactivated", {"public_id": person.public_id})
+    await uow.emit("AccountUpdated", {"public_id": person.public_id, **person_fields(person)})
+    await uow.commit()
+    return person
+
+
+def person_fields(person: Person) -> dict[str, object]:
+    p = profile(person)
+    return {
+        "username": p.username,
+        "email": p.email,
+        "full_name": p.full_name,
+        "role": p.role,
+        "active": p.active,
+    }
+
+
+# --- signing in ------------------------------------------------------------------------
+
+
+def _throttle_key(username: str) -> str:
+    return username.strip().lower()[:64]
+
+
+async def sign_in(db: Database, username: str, password: str) -> Person:
+    """Check a username and password; count failures per username and refuse while the
+    username is locked (``domain.Throttle``). The slow hash check runs outside any write
+    transaction so it never holds the database's write lock."""
+    key = _throttle_key(username)
+    now = datetime.now(UTC)
+    async with db.reader() as session:
+        row = await session.get(LoginThrottle, key)
+        person = await session.scalar(select(Person).where(Person.username == key))
+    throttle = _throttle(row)
+    wait = throttle.locked_for(now)
+    if wait is not None:
+        raise SignInRefused(
+            "Too many failed sign-ins for this username. "
+            f"Try again in {domain.describe_wait(wait)}.",
+            locked=True,
+        )
+    valid = await check_password(person.password_hash if person else None, password)
+    async with UnitOfWork(db, producer="auth") as uow:
+        row = await uow.session.get(LoginThrottle, key, with_for_update=True)
+        if not valid:
+            after = _throttle(row).after_failure(datetime.now(UTC))
+            if row is None:
+                row = LoginThrottle(username=key)
+                uow.session.add(row)
+            row.failures = after.failures
+            row.window_started_at = after.window_started_at
+            row.locked_until = after.locked_until
+        elif row is not None:
+            await uow.session.delete(row)
+        await uow.commit()
+    if not valid or person is None:
+        raise SignInRefused("Wrong username or password.")
+    if not person.active:
+        # Said only after the password was right: guessing does not reveal who is inactive.
+        raise SignInRefused("This account is deactivated. Ask an admin to reactivate it.")
+    return person
+
+
+def _throttle(row: LoginThrottle | None) -> domain.Throttle:
+    if row is None:
+        return domain.Throttle()
+    return domain.Throttle(
+        failures=row.failures,
+        window_started_at=row.window_started_at,
+        locked_until=row.locked_until,
+    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -17,3 +20,18 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+@functools.cache
+def _decoy_hash() -> str:
+    return hash_password("decoy password, never anyone's")
+
+
+async def check_password(password_hash: str | None, password: str) -> bool:
+    """Verify off the event loop (argon2 takes tens of milliseconds of CPU). Without a hash
+    (unknown username) a decoy is verified, so a wrong username costs the same time as a
+    wrong password and answer times do not tell which usernames exist."""
+    if password_hash is None:
+        await asyncio.to_thread(lambda: verify_password(_decoy_hash(), password))
+        return False
+    return await asyncio.to_thread(verify_password, password_hash, password)

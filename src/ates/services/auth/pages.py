@@ -1,0 +1,213 @@
+"""Auth's HTML pages: the sign-in form, and people management for admins."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from ates.platform.login import safe_next
+from ates.platform.web import flash, render
+from ates.services.auth import handlers
+from ates.services.auth.domain import ROLES, PersonConflict, PersonRuleError
+from ates.services.auth.handlers import SignInRefused
+from ates.services.auth.models import Person
+from ates.services.auth.session import (
+    CSRF_FIELD,
+    SignedIn,
+    SignedInAdmin,
+    csrf_ok,
+    csrf_token,
+    end_session,
+    principal,
+    signed_in_person,
+    start_session,
+)
+
+router = APIRouter(include_in_schema=False)
+
+FORM_EXPIRED = "The form expired. Please try again."
+
+
+def _login_page(
+    request: Request, next_url: str, *, error: str | None = None, username: str = "", status=200
+) -> Response:
+    return render(
+        request,
+        "login.html",
+        status_code=status,
+        user=None,
+        next=next_url,
+        username=username,
+        error=error,
+        csrf_token=csrf_token(request),
+    )
+
+
+@router.get("/login")
+async def login_form(request: Request, next: str = "/") -> Response:
+    next_url = safe_next(next)
+    if await signed_in_person(request) is not None:
+        return RedirectResponse(next_url, status_code=303)
+    return _login_page(request, next_url)
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form(alias=CSRF_FIELD)] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    next_url = safe_next(next)
+    if not csrf_ok(request, csrf):
+        return _login_page(request, next_url, error=FORM_EXPIRED, username=username, status=400)
+    if not username or not password:
+        return _login_page(
+            request,
+            next_url,
+            error="Enter your username and password.",
+            username=username,
+            status=422,
+        )
+    try:
+        person = await handlers.sign_in(request.app.state.runtime.db, username, password)
+    except SignInRefused as refused:
+        status = 429 if refused.locked else 401
+        return _login_page(request, next_url, error=str(refused), username=username, status=status)
+    start_session(request, person)
+    return RedirectResponse(next_url, status_code=303)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    end_session(request)
+    flash(request, "You are signed out.")
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/")
+async def home(request: Request, person: SignedIn) -> Response:
+    people: list[Person] = []
+    if person.role == "admin":
+        async with request.app.state.runtime.uow() as uow:
+            people = await handlers.list_people(uow)
+    return render(
+        request,
+        "home.html",
+        user=principal(person),
+        person=person,
+        people=people,
+        roles=ROLES,
+        csrf_token=csrf_token(request),
+        form={},
+    )
+
+
+@router.post("/people")
+async def create_person(
+    request: Request,
+    admin: SignedInAdmin,
+    username: Annotated[str, Form()] = "",
+    full_name: Annotated[str, Form()] = "",
+    email: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "worker",
+    password: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form(alias=CSRF_FIELD)] = "",
+) -> Response:
+    form = {"username": username, "full_name": full_name, "email": email, "role": role}
+    error: str | None = None
+    if not csrf_ok(request, csrf):
+        error = FORM_EXPIRED
+    else:
+        command = handlers.CreatePerson(
+            username=username.strip(),
+            role=role,
+            password=password,
+            email=email.strip() or None,
+            full_name=full_name.strip() or None,
+        )
+        try:
+            async with request.app.state.runtime.uow() as uow:
+                created = await handlers.create_person(uow, command)
+        except PersonRuleError as rule:
+            error = str(rule)
+        except handlers.PersonExists as exists:
+            error = str(exists)
+        else:
+            flash(request, f"{created.full_name} ({created.username}) can now sign in.", "success")
+            return RedirectResponse("/", status_code=303)
+    async with request.app.state.runtime.uow() as uow:
+        people = await handlers.list_people(uow)
+    return render(
+        request,
+        "home.html",
+        status_code=422 if error != FORM_EXPIRED else 400,
+        user=principal(admin),
+        person=admin,
+        people=people,
+        roles=ROLES,
+        csrf_token=csrf_token(request),
+        form=form,
+        error=error,
+    )
+
+
+@router.get("/people/{public_id}")
+async def person_page(request: Request, public_id: str, admin: SignedInAdmin) -> Response:
+    try:
+        async with request.app.state.runtime.uow() as uow:
+            person = await handlers.get_person(uow, public_id)
+    except handlers.PersonNotFound:
+        return render(
+            request,
+            "forbidden.html",
+            status_code=404,
+            user=principal(admin),
+            message="There is no such person.",
+        )
+    return render(
+        request,
+        "person.html",
+        user=principal(admin),
+        person=person,
+        roles=ROLES,
+        csrf_token=csrf_token(request),
+    )
+
+
+@router.post("/people/{public_id}")
+async def change_person(
+    request: Request,
+    public_id: str,
+    admin: SignedInAdmin,
+    full_name: Annotated[str, Form()] = "",
+    email: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "",
+    active: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form(alias=CSRF_FIELD)] = "",
+) -> Response:
+    if not csrf_ok(request, csrf):
+        flash(request, FORM_EXPIRED, "error")
+        return RedirectResponse(f"/people/{public_id}", status_code=303)
+    command = handlers.ChangePerson(
+        public_id=public_id,
+        role=role or None,
+        full_name=full_name or None,
+        email=email or None,
+        active=active == "yes" if active in ("yes", "no") else None,
+        actor_public_id=admin.public_id,
+    )
+    try:
+        async with request.app.state.runtime.uow() as uow:
+            person = await handlers.change_person(uow, command)
+    except handlers.PersonNotFound:
+        flash(request, "There is no such person.", "error")
+        return RedirectResponse("/", status_code=303)
+    except (PersonRuleError, PersonConflict) as refused:
+        flash(request, str(refused), "error")
+        return RedirectResponse(f"/people/{public_id}", status_code=303)
+    flash(request, f"Saved {person.full_name} ({person.username}).", "success")
+    return RedirectResponse(f"/people/{public_id}", status_code=303)

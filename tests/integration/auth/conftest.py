@@ -1,0 +1,134 @@
+"""Auth running as a real HTTP server (uvicorn on a free loopback port), and a browser.
+
+OAuth is about what crosses the wire between separate parties, so these tests run auth
+the way a deployment does and talk to it over real HTTP: a third-party client library,
+the dashboards' login flow and ``ates token`` all see nothing in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from html import unescape
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+import pytest
+import uvicorn
+
+from ates.config import Settings
+from ates.platform import migrations
+from ates.platform.embedded_nats import free_port
+from ates.platform.service import Runtime, build_runtime, create_app
+from ates.services.auth.handlers import CreatePerson, create_person
+from ates.services.auth.models import Person
+from ates.services.registry import spec
+from tests.support import make_settings
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class AuthServer:
+    url: str
+    runtime: Runtime
+    settings: Settings
+
+    async def person(self, username: str, role: str = "worker", **extra: Any) -> Person:
+        async with self.runtime.uow() as uow:
+            return await create_person(
+                uow, CreatePerson(username=username, role=role, password=PASSWORD, **extra)
+            )
+
+
+def loopback_settings(data_dir: Path, broker_url: str | None, **overrides: Any) -> Settings:
+    """Settings whose services all live on loopback ports (OAuth refuses plain http
+    elsewhere), auth on a port that is really free."""
+    port = free_port()
+    return make_settings(
+        data_dir, broker_url, auth_url=f"http://127.0.0.1:{port}", port_base=20000, **overrides
+    )
+
+
+@asynccontextmanager
+async def serve_auth(settings: Settings, *, messaging: bool = False) -> AsyncIterator[AuthServer]:
+    runtime = build_runtime(spec("auth"), settings)  # the real verifier, not a test key
+    await migrations.upgrade("auth", runtime.db)
+    app = create_app(spec("auth"), settings, runtime=runtime, messaging=messaging)
+    port = int(settings.issuer.rsplit(":", 1)[1])
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.02)
+    if not server.started:
+        raise RuntimeError("auth did not start")
+    try:
+        if messaging:
+            await asyncio.wait_for(runtime.broker_ready.wait(), 20)
+        yield AuthServer(url=settings.issuer, runtime=runtime, settings=settings)
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def auth(tmp_path: Path) -> AsyncIterator[AuthServer]:
+    async with serve_auth(loopback_settings(tmp_path / "data", None)) as server:
+        yield server
+
+
+class Browser:
+    """An HTTP client that keeps cookies and follows redirects by hand, so a test can stop
+    at the hop it cares about (a callback URL nobody serves, say)."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def follow(
+        self, response: httpx.Response, *, stop_at: str, max_hops: int = 10
+    ) -> httpx.Response | str:
+        """Follow redirects; return the first URL starting with ``stop_at``, or the first
+        response that is not a redirect."""
+        for _ in range(max_hops):
+            if not response.is_redirect:
+                return response
+            location = urljoin(str(response.url), response.headers["location"])
+            if location.startswith(stop_at):
+                return location
+            response = await self.client.get(location)
+        raise AssertionError("too many redirects")
+
+    async def sign_in(
+        self, authorize_url: str, username: str, password: str, *, stop_at: str
+    ) -> str:
+        """Open an authorization URL, fill in auth's login form, return the callback URL."""
+        page = await self.follow(await self.client.get(authorize_url), stop_at=stop_at)
+        assert isinstance(page, httpx.Response), "expected the login form"
+        assert page.status_code == 200, page.text
+        form = login_form_fields(page.text)
+        posted = await self.client.post(
+            str(page.url), data={**form, "username": username, "password": password}
+        )
+        result = await self.follow(posted, stop_at=stop_at)
+        assert isinstance(result, str), f"sign-in did not reach the client: {result.text}"
+        return result
+
+
+def login_form_fields(html: str) -> dict[str, str]:
+    found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html)
+    return {name: unescape(value) for name, value in found}
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield Browser(client)
