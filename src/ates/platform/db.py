@@ -4,17 +4,25 @@ SQLite is configured for a multi-task process: WAL, a busy timeout, full fsync, 
 ``BEGIN IMMEDIATE`` for write transactions so two writers queue up instead of failing
 half-way with "database is locked". Read-only work uses :attr:`Database.reader`, which
 starts deferred transactions that never block writers.
+
+PostgreSQL (``postgresql+asyncpg://``) runs at its default READ COMMITTED: write
+transactions do *not* exclude each other as they do on SQLite, and several processes may
+share one database. Code that reads, decides and writes must therefore say what it
+relies on: a unique constraint (the inbox, a price per task), an atomic ``UPDATE … SET x
+= x + :delta``, ``SELECT … FOR UPDATE [SKIP LOCKED]``, or :func:`transaction_lock` for a
+decision that spans many rows (closing a day, a shuffle).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -54,6 +62,24 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def transaction_lock(session: AsyncSession, name: str) -> None:
+    """Hold the lock ``name`` until the session's transaction ends (commit or rollback).
+
+    Transactions taking the same name run one after the other, in every process sharing
+    the database. PostgreSQL: a transaction-scoped advisory lock. SQLite: nothing to take,
+    a write transaction (``BEGIN IMMEDIATE``) already excludes every other writer.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    await session.execute(select(func.pg_advisory_xact_lock(lock_key(name))))
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for a lock name (the same in every process)."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
