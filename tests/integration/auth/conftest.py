@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from html import unescape
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
@@ -24,6 +24,7 @@ import uvicorn
 from ates.config import Settings
 from ates.platform import migrations
 from ates.platform.embedded_nats import free_port
+from ates.platform.login import AuthorizationRequest, authorization_request
 from ates.platform.service import Runtime, build_runtime, create_app
 from ates.services.auth.handlers import CreatePerson, create_person
 from ates.services.auth.models import Person
@@ -110,9 +111,11 @@ class Browser:
     async def sign_in(
         self, authorize_url: str, username: str, password: str, *, stop_at: str
     ) -> str:
-        """Open an authorization URL, fill in auth's login form, return the callback URL."""
+        """Open an authorization URL, fill in auth's login form if auth asks (no session
+        yet), return the callback URL."""
         page = await self.follow(await self.client.get(authorize_url), stop_at=stop_at)
-        assert isinstance(page, httpx.Response), "expected the login form"
+        if isinstance(page, str):
+            return page  # already signed in at auth
         assert page.status_code == 200, page.text
         form = login_form_fields(page.text)
         posted = await self.client.post(
@@ -132,3 +135,59 @@ def login_form_fields(html: str) -> dict[str, str]:
 async def browser() -> AsyncIterator[Browser]:
     async with httpx.AsyncClient(timeout=10) as client:
         yield Browser(client)
+
+
+CLI_REDIRECT = "http://127.0.0.1:53682/callback"
+
+
+async def authorize(
+    auth: AuthServer,
+    browser: Browser,
+    username: str,
+    *,
+    client_id: str = "ates-cli",
+    redirect_uri: str = CLI_REDIRECT,
+    scope: str = "openid profile",
+) -> tuple[str, AuthorizationRequest]:
+    """Sign ``username`` in through the authorization endpoint; the code and the request."""
+    started = authorization_request(f"{auth.url}/oauth/authorize", client_id, redirect_uri, scope)
+    callback = await browser.sign_in(started.url, username, PASSWORD, stop_at=redirect_uri)
+    query = parse_qs(urlsplit(callback).query)
+    assert query["state"] == [started.state]
+    return query["code"][0], started
+
+
+async def exchange(
+    auth: AuthServer,
+    code: str,
+    verifier: str | None,
+    *,
+    client_id: str = "ates-cli",
+    client_secret: str | None = None,
+    redirect_uri: str = CLI_REDIRECT,
+) -> httpx.Response:
+    """POST the code to the token endpoint (``verifier=None``: without one)."""
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+    if verifier is not None:
+        form["code_verifier"] = verifier
+    auth_header = httpx.BasicAuth(client_id, client_secret) if client_secret else None
+    if client_secret is None:
+        form["client_id"] = client_id
+    async with httpx.AsyncClient(timeout=10) as http:
+        return await http.post(f"{auth.url}/oauth/token", data=form, auth=auth_header)
+
+
+async def refresh(
+    auth: AuthServer, refresh_token: str, client_id: str = "ates-cli"
+) -> httpx.Response:
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id}
+    async with httpx.AsyncClient(timeout=10) as http:
+        return await http.post(f"{auth.url}/oauth/token", data=form)
+
+
+async def tokens_for(auth: AuthServer, browser: Browser, username: str) -> dict[str, Any]:
+    code, started = await authorize(auth, browser, username)
+    response = await exchange(auth, code, started.verifier)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
