@@ -1,0 +1,128 @@
+"""Single sign-on for the dashboards (``ates.platform.login``): a dashboard sends the
+browser to auth, gets a code back, exchanges it, verifies the token against auth's JWKS
+and keeps the person in its session; logging out of it signs out at auth too."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from itsdangerous import TimestampSigner
+
+from ates.config import Settings
+from ates.platform import migrations
+from ates.platform.service import build_runtime, create_app, running
+from ates.services.registry import spec
+from tests.integration.auth.conftest import PASSWORD, AuthServer, Browser, login_form_fields
+
+pytestmark = pytest.mark.integration
+
+
+def session_of(settings: Settings, response: httpx.Response, service: str) -> dict[str, Any]:
+    """The session a dashboard's response set (Starlette's signed cookie)."""
+    cookie = response.cookies[f"ates_{service}_session"]
+    data = TimestampSigner(settings.secret_key).unsign(cookie)
+    result: dict[str, Any] = json.loads(base64.b64decode(data))
+    return result
+
+
+@pytest.fixture
+async def dashboard(auth: AuthServer) -> AsyncIterator[httpx.AsyncClient]:
+    """The tasks service in-process, verifying tokens against the running auth's JWKS."""
+    runtime = build_runtime(spec("tasks"), auth.settings)
+    await migrations.upgrade("tasks", runtime.db)
+    app = create_app(spec("tasks"), auth.settings, runtime=runtime, messaging=False)
+    async with running(runtime, messaging=False):
+        base = auth.settings.public_url("tasks")
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=base
+        ) as client:
+            yield client
+
+
+async def test_a_dashboard_signs_in_through_auth_and_signs_out_everywhere(
+    auth: AuthServer, browser: Browser, dashboard: httpx.AsyncClient
+) -> None:
+    polly = await auth.person("polly", full_name="Polly Parrot")
+    callback_url = f"{auth.settings.public_url('tasks')}/oauth/callback"
+
+    start = await dashboard.get("/login", params={"next": "/tasks?status=open"})
+    assert start.status_code == 303
+    authorize_url = start.headers["location"]
+    assert authorize_url.startswith(f"{auth.url}/oauth/authorize?")
+    query = parse_qs(urlsplit(authorize_url).query)
+    assert query["client_id"] == ["tasks"]
+    assert query["code_challenge_method"] == ["S256"]
+    assert query["redirect_uri"] == [callback_url]
+
+    callback = await browser.sign_in(authorize_url, "polly", PASSWORD, stop_at=callback_url)
+    landed = await dashboard.get(callback.removeprefix(auth.settings.public_url("tasks")))
+    assert landed.status_code == 303, landed.text
+    assert landed.headers["location"] == "/tasks?status=open"
+    session = session_of(auth.settings, landed, "tasks")
+    assert session["principal"] == {
+        "public_id": polly.public_id,
+        "role": "worker",
+        "username": "polly",
+    }
+    assert "oauth_pending" not in session, "a new session at sign-in"
+
+    # SSO: a second sign-in through auth needs no password while auth's session lasts
+    again = await dashboard.get("/login")
+    second = await browser.follow(
+        await browser.client.get(again.headers["location"]), stop_at=callback_url
+    )
+    assert isinstance(second, str) and "code=" in second
+
+    logout = await dashboard.post("/logout")
+    assert logout.status_code == 303
+    end_session = logout.headers["location"]
+    assert end_session.startswith(f"{auth.url}/oauth/end-session?")
+    assert "id_token_hint" in parse_qs(urlsplit(end_session).query)
+    home = f"{auth.settings.public_url('tasks')}/"
+    back = await browser.follow(await browser.client.get(end_session), stop_at=home)
+    assert back == home, "signed out at auth without a confirmation page"
+    assert dashboard.cookies.get("ates_tasks_session") is None, "the session is gone"
+
+    fresh = await dashboard.get("/login")
+    after = await browser.follow(
+        await browser.client.get(fresh.headers["location"]), stop_at=callback_url
+    )
+    assert isinstance(after, httpx.Response) and "Sign in to aTES" in after.text
+
+
+async def test_a_callback_that_was_not_started_here_is_refused(
+    auth: AuthServer, dashboard: httpx.AsyncClient
+) -> None:
+    forged = await dashboard.get("/oauth/callback", params={"code": "stolen", "state": "guess"})
+    assert forged.status_code == 400
+    assert "expired or was already used" in forged.text
+    assert "ates_tasks_session" not in forged.cookies or "principal" not in session_of(
+        auth.settings, forged, "tasks"
+    )
+
+
+async def test_logout_without_a_hint_asks_first(auth: AuthServer, browser: Browser) -> None:
+    await auth.person("polly")
+    async with httpx.AsyncClient(timeout=10) as http:
+        form = login_form_fields((await http.get(f"{auth.url}/login")).text)
+        await http.post(
+            f"{auth.url}/login", data={**form, "username": "polly", "password": PASSWORD}
+        )
+        home = f"{auth.settings.public_url('tasks')}/"
+        link = f"{auth.url}/oauth/end-session"
+        params = {"client_id": "tasks", "post_logout_redirect_uri": home}
+        asked = await http.get(link, params=params)
+        assert asked.status_code == 200
+        assert "Sign out of aTES?" in asked.text
+        assert (await http.get(f"{auth.url}/")).status_code == 200, "still signed in"
+
+        confirmed = await http.post(link, data={**login_form_fields(asked.text)})
+        assert confirmed.status_code == 302
+        assert confirmed.headers["location"] == home
+        assert (await http.get(f"{auth.url}/")).status_code == 303, "signed out"
