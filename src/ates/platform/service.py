@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,10 @@ class ServiceSpec:
     templates: Path | None = None
     # called once in the lifespan after the database is ready (e.g. register clients)
     on_startup: Sequence[BackgroundJob] = ()
+    # A read model (state rebuilt from events only) sets this: it deletes the projections
+    # in the replay's transaction. Such a service consumes in generations that
+    # `ates replay` can rebuild from the broker's log (ates.platform.replay).
+    read_model_reset: Callable[[UnitOfWork], Awaitable[None]] | None = None
 
     def consumer_group(self, generation: int = 1) -> str:
         return self.name if generation == 1 else f"{self.name}-g{generation}"
@@ -68,11 +72,13 @@ class Runtime:
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.db, producer=self.spec.name, registry=self.registry)
 
-    def consumer(self, inbox_name: str | None = None) -> EventConsumer:
+    def consumer(
+        self, inbox_name: str | None = None, handlers: Mapping[str, Handler] | None = None
+    ) -> EventConsumer:
         return EventConsumer(
             self.spec.name,
             self.db,
-            self.spec.consumes,
+            self.spec.consumes if handlers is None else handlers,
             self.registry,
             max_deliveries=self.settings.max_deliveries,
             backoff_seconds=self.settings.retry_backoff_seconds,
@@ -104,7 +110,12 @@ def domains_consumed(spec: ServiceSpec, registry: Registry) -> dict[str, list[st
 
 
 async def run_messaging(runtime: Runtime, *, consumer_generation: int = 1) -> None:
-    """Connect to the broker (retrying), then run the relay and the consumers forever."""
+    """Connect to the broker (retrying), then run the relay and the consumers forever.
+
+    A read model (``spec.read_model_reset``) follows the generation recorded in its
+    database instead (``consumer_generation`` is the one used until a replay records
+    another): it pauses while ``ates replay`` rebuilds it and resumes on the new group.
+    """
     settings = runtime.settings
     if settings.broker_url is None:
         raise RuntimeError("ATES_BROKER_URL is not set")
@@ -138,8 +149,13 @@ async def run_messaging(runtime: Runtime, *, consumer_generation: int = 1) -> No
     try:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(relay.run())
-            for domain, names in domains_consumed(runtime.spec, runtime.registry).items():
-                tasks.create_task(broker.consume(group, domain, names, consumer))
+            if runtime.spec.read_model_reset is not None:
+                from ates.platform.replay import follow_generations
+
+                tasks.create_task(follow_generations(runtime, broker, default=consumer_generation))
+            else:
+                for domain, names in domains_consumed(runtime.spec, runtime.registry).items():
+                    tasks.create_task(broker.consume(group, domain, names, consumer))
     finally:
         runtime.broker_ready.clear()
         runtime.broker = None
@@ -155,6 +171,8 @@ async def running(runtime: Runtime, *, messaging: bool = True) -> AsyncIterator[
     if messaging:
         tasks.append(asyncio.create_task(run_messaging(runtime), name="messaging"))
     tasks += [asyncio.create_task(job(runtime)) for job in runtime.spec.background]
+    for task in tasks:
+        task.add_done_callback(_log_failure)
     try:
         yield runtime
     finally:
@@ -164,6 +182,12 @@ async def running(runtime: Runtime, *, messaging: bool = True) -> AsyncIterator[
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await runtime.db.dispose()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """A background task that dies must say so: nothing else would notice."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("service.background_failed", task=task.get_name(), exc_info=task.exception())
 
 
 def create_app(
