@@ -6,11 +6,35 @@ creates them with :func:`create_platform_tables`.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
 
 metadata = sa.MetaData()
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend: ``timestamptz`` on PostgreSQL; on SQLite,
+    which keeps no zone and hands back naive values, stored as UTC and returned as UTC.
+    A naive value is refused: it would mean a different instant on each backend."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: aTES stores aware UTC times only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 outbox = sa.Table(
     "outbox",
@@ -25,8 +49,8 @@ outbox = sa.Table(
     sa.Column("domain", sa.String(64), nullable=False),
     sa.Column("event_name", sa.String(128), nullable=False),
     sa.Column("payload", sa.Text(), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("published_at", UtcDateTime(), nullable=True),
     sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text(), nullable=True),
     sa.Index(
@@ -43,7 +67,7 @@ inbox = sa.Table(
     sa.Column("consumer", sa.String(64), primary_key=True),
     sa.Column("event_id", sa.String(36), primary_key=True),
     sa.Column("event_name", sa.String(128), nullable=False),
-    sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("processed_at", UtcDateTime(), nullable=False),
 )
 
 dead_letters = sa.Table(
@@ -58,8 +82,8 @@ dead_letters = sa.Table(
     sa.Column("error", sa.Text(), nullable=False),
     sa.Column("attempts", sa.Integer(), nullable=False),
     sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("resolved_at", UtcDateTime(), nullable=True),
     sa.Index("ix_dead_letters_status", "status"),
 )
 
@@ -72,7 +96,7 @@ consumer_positions = sa.Table(
     sa.Column("stream", sa.String(64), primary_key=True),
     sa.Column("position", sa.BigInteger(), nullable=False, server_default="0"),
     sa.Column("generation", sa.Integer(), nullable=False, server_default="1"),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 
