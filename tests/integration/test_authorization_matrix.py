@@ -189,7 +189,7 @@ def _unsigned(claims: dict[str, Any]) -> str:
 
 def bad_tokens(tokens: TokenFactory, role: str, sub: str) -> dict[str, str]:
     """Tokens that must be refused, each wrong in one way only."""
-    impostor = RSAKey.generate_key(2048, parameters={"kid": tokens.key.kid})
+    impostor = RSAKey.generate_key(2048, parameters={"kid": str(tokens.key.kid)})
     now = int(time.time())
     good_claims = {
         "iss": ISSUER,

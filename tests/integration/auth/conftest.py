@@ -170,11 +170,12 @@ async def exchange(
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
     if verifier is not None:
         form["code_verifier"] = verifier
-    auth_header = httpx.BasicAuth(client_id, client_secret) if client_secret else None
-    if client_secret is None:
-        form["client_id"] = client_id
     async with httpx.AsyncClient(timeout=10) as http:
-        return await http.post(f"{auth.url}/oauth/token", data=form, auth=auth_header)
+        if client_secret is None:
+            form["client_id"] = client_id
+            return await http.post(f"{auth.url}/oauth/token", data=form)
+        credentials = httpx.BasicAuth(client_id, client_secret)
+        return await http.post(f"{auth.url}/oauth/token", data=form, auth=credentials)
 
 
 async def refresh(
