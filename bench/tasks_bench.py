@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -177,7 +177,7 @@ class Service:
 
 
 async def timed_requests(
-    calls: list[Callable[[], Awaitable[httpx.Response]]], concurrency: int, expect: int
+    calls: Sequence[Callable[[], Awaitable[httpx.Response]]], concurrency: int, expect: int
 ) -> tuple[float, list[float]]:
     """Run the calls with ``concurrency`` in flight; (elapsed seconds, latencies)."""
     queue = iter(calls)
