@@ -128,19 +128,16 @@ def rotate(data_dir: DataDirOption = None) -> None:
 
 @keys_app.command("list")
 def list_keys(data_dir: DataDirOption = None) -> None:
-    """List signing keys (newest last)."""
-    from rich.table import Table
-
+    """List signing keys, newest last: kid, algorithm, created, retires (one per line)."""
     from ates.services.auth.oauth.keys import KeyStore
 
     settings = load_settings(data_dir)
 
     async def _list(runtime: Runtime) -> None:
-        table = Table("kid", "algorithm", "created", "retires")
+        # plain lines, not a table: a kid is long and scripts read this
         for key in await KeyStore(runtime.db).list():
-            retire = str(key.retire_at) if key.retire_at else "-"
-            table.add_row(key.kid, key.algorithm, str(key.created_at), retire)
-        console.print(table)
+            retires = key.retire_at.isoformat() if key.retire_at else "-"
+            typer.echo(f"{key.kid}\t{key.algorithm}\t{key.created_at.isoformat()}\t{retires}")
 
     with_runtime("auth", settings, _list)
 
