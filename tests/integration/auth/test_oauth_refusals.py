@@ -3,6 +3,7 @@ accepted request it differs from, so a test fails if the refusal is not the reas
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -269,3 +270,12 @@ async def test_a_dashboard_client_must_present_its_secret(
     )
     assert right.status_code == 200, right.text
     assert "refresh_token" not in right.json()  # dashboards keep a session, not tokens
+
+
+async def test_one_code_redeemed_twice_at_once_gives_one_token(
+    auth: AuthServer, browser: Browser
+) -> None:
+    await auth.person("polly")
+    code, started = await authorize(auth, browser, "polly")
+    answers = await asyncio.gather(*(exchange(auth, code, started.verifier) for _ in range(3)))
+    assert sorted(a.status_code for a in answers) == [200, 400, 400]
