@@ -279,3 +279,31 @@ async def test_one_code_redeemed_twice_at_once_gives_one_token(
     code, started = await authorize(auth, browser, "polly")
     answers = await asyncio.gather(*(exchange(auth, code, started.verifier) for _ in range(3)))
     assert sorted(a.status_code for a in answers) == [200, 400, 400]
+
+
+async def test_prompt_none_without_a_session_answers_login_required(auth: AuthServer) -> None:
+    started = authorization_request(
+        f"{auth.url}/oauth/authorize", "ates-cli", CLI_REDIRECT, "openid"
+    )
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await http.get(started.url + "&prompt=none")
+    assert answer.status_code == 302
+    query = parse_qs(urlsplit(answer.headers["location"]).query)
+    assert query["error"] == ["login_required"]
+    assert query["state"] == [started.state]
+
+
+async def test_prompt_login_asks_for_the_password_again(auth: AuthServer, browser: Browser) -> None:
+    await auth.person("polly")
+    await authorize(auth, browser, "polly")  # signed in at auth now
+    started = authorization_request(
+        f"{auth.url}/oauth/authorize", "ates-cli", CLI_REDIRECT, "openid"
+    )
+    answer = await browser.follow(
+        await browser.client.get(started.url + "&prompt=login"), stop_at=CLI_REDIRECT
+    )
+    assert isinstance(answer, httpx.Response) and "Sign in to aTES" in answer.text
+    callback = await browser.sign_in(
+        started.url + "&prompt=login", "polly", "correct horse battery", stop_at=CLI_REDIRECT
+    )
+    assert "code=" in callback

@@ -46,9 +46,11 @@ def _login_page(
 
 
 @router.get("/login")
-async def login_form(request: Request, next: str = "/") -> Response:
+async def login_form(request: Request, next: str = "/", prompt: str = "") -> Response:
+    """The form; someone already signed in goes straight on, unless a client asked for
+    the password again (OpenID ``prompt=login``)."""
     next_url = safe_next(next)
-    if await signed_in_person(request) is not None:
+    if prompt != "login" and await signed_in_person(request) is not None:
         return RedirectResponse(next_url, status_code=303)
     return _login_page(request, next_url)
 

@@ -113,8 +113,10 @@ async def authorize(request: Request, provider: ProviderDep) -> Response:
             return _error_page(request, f"This sign-in link is not valid: {error.description}")
         if person is None or grant.prompt == "login":
             # prompt=login is honoured once: the sign-in it asks for happens now
-            target = _without(request, "prompt")
-            return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
+            login = {"next": _without(request, "prompt")}
+            if person is not None:
+                login["prompt"] = "login"
+            return RedirectResponse(f"/login?{urlencode(login)}", status_code=303)
         response: Response = await in_worker(
             call, server.create_authorization_response, oauth, person, grant
         )
