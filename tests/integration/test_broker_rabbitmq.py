@@ -101,6 +101,25 @@ class TestRabbitBroker(BrokerContract):
             await asyncio.gather(*tasks, return_exceptions=True)
         assert set((one.ids(ids) + two.ids(ids)).values()) == {1}
 
+    async def test_a_deleted_group_reads_the_log_again_from_the_beginning(
+        self, broker: Broker
+    ) -> None:
+        # What a replay does: forget the group, consume again.
+        group = unique_group("replayed")
+        messages = [account_created() for _ in range(5)]
+        ids = {m.event_id for m in messages}
+        first, again = Recorder(), Recorder()
+        async with consuming(broker, group, first):
+            await broker.publish(messages)
+            await eventually(lambda: _true(len(first.ids(ids)) == 5))
+        await broker.delete_group(group, "accounts")
+        await broker.delete_group(group, "accounts")  # forgetting twice is fine
+        async with consuming(broker, group, again):
+            await eventually(lambda: _true(len(again.ids(ids)) == 5))
+            await asyncio.sleep(0.3)
+        assert set(again.ids(ids).values()) == {1}
+        assert await broker.log_size("accounts") >= 5
+
 
 async def test_restart_in_the_middle_of_10000_events_applies_each_exactly_once(
     rabbitmq_url: str, tmp_path: Path
