@@ -38,7 +38,9 @@ async def _signed_in(http: httpx.AsyncClient, auth: AuthServer) -> bool:
 async def test_sign_in_starts_a_new_http_only_session(auth: AuthServer) -> None:
     await auth.person("polly", full_name="Polly Parrot")
     async with httpx.AsyncClient(timeout=10) as http:
-        before = (await http.get(f"{auth.url}/login")).cookies.get("ates_auth_session")
+        form = await http.get(f"{auth.url}/login")
+        assert form.headers["x-frame-options"] == "DENY", "no framing of the login form"
+        before = form.cookies.get("ates_auth_session")
         assert not await _signed_in(http, auth)
         response = await _post_login(http, auth, "polly", PASSWORD)
         assert response.status_code == 303

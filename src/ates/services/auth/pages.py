@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -27,13 +27,22 @@ from ates.services.auth.session import (
 
 router = APIRouter(include_in_schema=False)
 
+# Auth's pages hold the sign-in and admin forms: no other site may frame them (clickjacking).
+NO_FRAMING = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
+
 FORM_EXPIRED = "The form expired. Please try again."
+
+
+def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    response = render(request, template, status_code=status_code, **context)
+    response.headers.update(NO_FRAMING)
+    return response
 
 
 def _login_page(
     request: Request, next_url: str, *, error: str | None = None, username: str = "", status=200
 ) -> Response:
-    return render(
+    return page(
         request,
         "login.html",
         status_code=status,
@@ -96,7 +105,7 @@ async def home(request: Request, person: SignedIn) -> Response:
     if person.role == "admin":
         async with request.app.state.runtime.uow() as uow:
             people = await handlers.list_people(uow)
-    return render(
+    return page(
         request,
         "home.html",
         user=principal(person),
@@ -143,7 +152,7 @@ async def create_person(
             return RedirectResponse("/", status_code=303)
     async with request.app.state.runtime.uow() as uow:
         people = await handlers.list_people(uow)
-    return render(
+    return page(
         request,
         "home.html",
         status_code=422 if error != FORM_EXPIRED else 400,
@@ -163,14 +172,14 @@ async def person_page(request: Request, public_id: str, admin: SignedInAdmin) ->
         async with request.app.state.runtime.uow() as uow:
             person = await handlers.get_person(uow, public_id)
     except handlers.PersonNotFound:
-        return render(
+        return page(
             request,
             "forbidden.html",
             status_code=404,
             user=principal(admin),
             message="There is no such person.",
         )
-    return render(
+    return page(
         request,
         "person.html",
         user=principal(admin),

@@ -13,13 +13,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
 from ates.platform.security import InvalidToken
-from ates.platform.web import render
 from ates.services.auth.models import Person
 from ates.services.auth.oauth.bridge import in_worker, oauth_request
 from ates.services.auth.oauth.clients import SCOPES
 from ates.services.auth.oauth.keys import ALGORITHM
 from ates.services.auth.oauth.provider import Provider, provider_of
 from ates.services.auth.oauth.server import TOKEN_AUTH_METHODS, user_claims
+from ates.services.auth.pages import page
 from ates.services.auth.session import (
     CSRF_FIELD,
     SIGNED_IN_AT,
@@ -85,7 +85,7 @@ async def jwks(provider: ProviderDep) -> JSONResponse:
 
 
 def _error_page(request: Request, message: str, status_code: int = 400) -> Response:
-    return render(request, "oauth_error.html", status_code=status_code, user=None, message=message)
+    return page(request, "oauth_error.html", status_code=status_code, user=None, message=message)
 
 
 def _without(request: Request, *names: str) -> str:
@@ -189,7 +189,7 @@ async def end_session_endpoint(request: Request, provider: ProviderDep) -> Respo
         hint_is_theirs = person is not None and hint.get("sub") == person.public_id
         if person is not None and not (hint_is_theirs or confirmed):
             params = {k: v for k, v in oauth.payload.data.items() if k != CSRF_FIELD}
-            return render(
+            return page(
                 request,
                 "logout.html",
                 user=principal(person),
@@ -203,4 +203,4 @@ async def end_session_endpoint(request: Request, provider: ProviderDep) -> Respo
     end_session(request)
     if response is not None:
         return response
-    return render(request, "logout.html", user=None, signed_out=True, params={}, client=None)
+    return page(request, "logout.html", user=None, signed_out=True, params={}, client=None)
