@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ates.platform.pages import PageUser, page_roles
 from ates.platform.security import Principal
+from ates.platform.service import Runtime
 from ates.platform.web import flash, render
 from ates.services.tasks import queries
 from ates.services.tasks.api import MANAGING, RuntimeDep
@@ -38,7 +39,7 @@ def _back(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-async def _rows(runtime: Any, tasks: list[Task]) -> list[dict[str, Any]]:
+async def _rows(runtime: Runtime, tasks: list[Task]) -> list[dict[str, Any]]:
     """Tasks as the templates show them: names instead of ids, business-zone times."""
     zone = runtime.settings.zone
 
