@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, Integer, column, func, or_, select, values
@@ -74,13 +75,28 @@ class Debtor:
 
 
 async def dashboard(session: AsyncSession, day: date, zone: ZoneInfo) -> Dashboard:
+    """Everything the dashboard shows for ``day``, in two round trips: one statement of
+    scalar subqueries (each a primary-key or index range read), then the winning tasks."""
     week, month = week_period(day), month_period(day)
-    day_top, week_top, month_top = await top_tasks(session, [day_period(day), week, month], zone)
-    money = await money_by_day(session, day_period(day))
+    periods = (day_period(day), week, month)
+    row = (
+        await session.execute(
+            select(
+                select(DailyEarnings.fees_cents - DailyEarnings.rewards_cents)
+                .where(DailyEarnings.business_date == day)
+                .scalar_subquery(),
+                _negative_workers_count().scalar_subquery(),
+                *(_best_in(*period.buckets(zone)) for period in periods),
+            )
+        )
+    ).one()
+    earnings, negative, *winners = row
+    lines = await task_lines(session, {w for w in winners if w is not None})
+    day_top, week_top, month_top = (lines.get(w or "") for w in winners)
     return Dashboard(
         day=day,
-        management_earnings_cents=money[0].management_earnings_cents,
-        negative_balance_workers=await count_negative_workers(session),
+        management_earnings_cents=int(earnings or 0),
+        negative_balance_workers=int(negative or 0),
         day_top=day_top,
         week_top=week_top,
         month_top=month_top,
@@ -89,11 +105,22 @@ async def dashboard(session: AsyncSession, day: date, zone: ZoneInfo) -> Dashboa
     )
 
 
+def _best_in(lo: Any, hi: Any) -> Any:
+    """The id of the most expensive completion in buckets ``[lo, hi)``: at most ~3,000
+    rows for a month, read by primary key range (``domain.Completion.rank`` in SQL)."""
+    return (
+        select(Top.task_public_id)
+        .where(Top.bucket >= lo, Top.bucket < hi)
+        .order_by(Top.reward_cents.desc(), Top.completed_at, Top.task_public_id)
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 async def top_tasks(
     session: AsyncSession, periods: Sequence[Period], zone: ZoneInfo
 ) -> list[TaskLine | None]:
-    """The most expensive completed task of each period, in one query: per period, the
-    best of its 15-minute buckets (at most ~3,000 for a month), read by primary key."""
+    """The most expensive completed task of each period, in one query plus one lookup."""
     if not periods:
         return []
     ranges = (
@@ -106,15 +133,8 @@ async def top_tasks(
         .data([(i, *period.buckets(zone)) for i, period in enumerate(periods)])
         .cte("periods")
     )
-    best = (
-        select(Top.task_public_id)
-        .where(Top.bucket >= ranges.c.lo, Top.bucket < ranges.c.hi)
-        .order_by(Top.reward_cents.desc(), Top.completed_at, Top.task_public_id)
-        .limit(1)
-        .scalar_subquery()
-    )
-    rows = (await session.execute(select(ranges.c.idx, best))).all()
-    by_index = dict(rows)
+    rows = (await session.execute(select(ranges.c.idx, _best_in(ranges.c.lo, ranges.c.hi)))).all()
+    by_index: dict[int, str | None] = {row[0]: row[1] for row in rows}
     lines = await task_lines(session, {t for t in by_index.values() if t is not None})
     return [lines.get(by_index.get(i) or "") for i in range(len(periods))]
 
@@ -122,17 +142,20 @@ async def top_tasks(
 async def task_lines(session: AsyncSession, ids: set[str]) -> dict[str, TaskLine]:
     if not ids:
         return {}
-    tasks = await session.scalars(select(Task).where(Task.public_id.in_(ids)))
+    rows = await session.execute(
+        select(
+            Task.public_id, Task.title, Task.jira_id, Task.reward_cents, Task.completed_at
+        ).where(Task.public_id.in_(ids), Task.completed_at.is_not(None))
+    )
     return {
-        task.public_id: TaskLine(
-            task_public_id=task.public_id,
-            title=task.title,
-            jira_id=task.jira_id,
-            reward_cents=task.reward_cents or 0,
-            completed_at=task.completed_at,
+        row.public_id: TaskLine(
+            task_public_id=row.public_id,
+            title=row.title,
+            jira_id=row.jira_id,
+            reward_cents=row.reward_cents or 0,
+            completed_at=row.completed_at,
         )
-        for task in tasks
-        if task.completed_at is not None
+        for row in rows
     }
 
 
@@ -182,15 +205,14 @@ async def money_by_day(session: AsyncSession, period: Period) -> list[DayMoney]:
     return result
 
 
-async def count_negative_workers(session: AsyncSession) -> int:
+def _negative_workers_count() -> Any:
     """How many workers owe money right now (``domain.counts_as_worker``, in SQL)."""
-    count = await session.scalar(
+    return (
         select(func.count())
         .select_from(Balance)
         .outerjoin(Person, Person.public_id == Balance.owner_public_id)
         .where(Balance.balance_cents < 0, or_(Person.role.is_(None), Person.role == "worker"))
     )
-    return int(count or 0)
 
 
 async def negative_workers(session: AsyncSession) -> list[Debtor]:
