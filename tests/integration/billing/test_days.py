@@ -157,10 +157,12 @@ async def test_two_closes_at_once_pay_once(books: Books) -> None:
 
 async def test_the_scheduler_closes_yesterday_once(books: Books) -> None:
     _, _, earned, _ = await _earner_and_debtor(books, MONDAY)
-    result = await days.close_past_days(books.new_uow, at(TUESDAY, 0) + timedelta(seconds=5))
+    result = await days.close_past_days(
+        books.db, books.new_uow, at(TUESDAY, 0) + timedelta(seconds=5)
+    )
     assert result is not None and result.business_date == MONDAY
     assert [p.amount_cents for p in result.payouts] == [earned]
-    assert await days.close_past_days(books.new_uow, at(TUESDAY, 8)) is None
+    assert await days.close_past_days(books.db, books.new_uow, at(TUESDAY, 8)) is None
     async with books.db.reader() as session:
         closed = await session.scalars(sa.select(ClosedDay.business_date))
         assert list(closed.all()) == [MONDAY]
@@ -169,5 +171,5 @@ async def test_the_scheduler_closes_yesterday_once(books: Books) -> None:
 async def test_the_scheduler_uses_the_business_time_zone(books: Books) -> None:
     await books.set_timezone("America/New_York")  # UTC-5 in March before the 8th
     # 03:00 UTC on Tuesday is still Monday evening in New York: Sunday ended
-    result = await days.close_past_days(books.new_uow, at(TUESDAY, 3))
+    result = await days.close_past_days(books.db, books.new_uow, at(TUESDAY, 3))
     assert result is not None and result.business_date == MONDAY - timedelta(days=1)

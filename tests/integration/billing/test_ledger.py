@@ -46,8 +46,8 @@ async def test_assignment_charges_the_fee_and_completion_pays_the_reward(books: 
         ("assign_fee", fee, 0),
         ("reward", 0, reward),
     ]
-    assert log[0].description.startswith("assigned [POPUG-42] Sharpen the beak: fee ")
-    assert log[1].description.startswith("completed [POPUG-42] Sharpen the beak: reward ")
+    assert log[0].description.startswith("assigned: [POPUG-42] Sharpen the beak, fee ")
+    assert log[1].description.startswith("completed: [POPUG-42] Sharpen the beak, reward ")
     assert await books.problems() == []
 
 
@@ -104,7 +104,7 @@ async def test_a_v1_task_created_from_an_older_producer_is_booked_right(books: B
     await books.apply(ev.task_created_v1(task, "[POPUG-7] Polish the perch"))
     await books.apply(ev.task_assigned(task, worker, at=NOON))
     [movement] = await books.log(worker, DAY)
-    assert movement.description.startswith("assigned [POPUG-7] Polish the perch: fee")
+    assert movement.description.startswith("assigned: [POPUG-7] Polish the perch, fee")
 
 
 async def test_a_redelivered_or_replayed_event_is_booked_once(books: Books) -> None:
@@ -131,7 +131,7 @@ async def test_a_shuffle_charges_the_fee_again_and_says_so(books: Books) -> None
     fee, _ = await books.price(task)
     assert (await books.balance(first), await books.balance(second)) == (-fee, -fee)
     [movement] = await books.log(second, DAY)
-    assert movement.description.startswith("reassigned by shuffle Count the seeds: fee")
+    assert movement.description.startswith("reassigned by shuffle: Count the seeds, fee")
     assert await books.earnings(DAY) == {DAY: 2 * fee}
 
 

@@ -30,7 +30,7 @@ async def test_a_worker_sees_their_balance_and_todays_log(
     page = await billing.client.get("/")
     assert page.status_code == 200
     assert f'data-balance="{-fee}"' in page.text
-    assert "assigned [POPUG-9] Feed the parrots: fee" in page.text
+    assert "assigned: [POPUG-9] Feed the parrots, fee" in page.text
 
     yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
     page = await billing.client.get("/me", params={"date": yesterday})

@@ -142,17 +142,21 @@ def test_descriptions_name_the_task_and_why() -> None:
     label = domain.task_label("Sharpen the beak", "POPUG-42", "t-1")
     assert (
         domain.describe(Reason.ASSIGNED, amount_cents=1234, business_date=day, task=label)
-        == "assigned [POPUG-42] Sharpen the beak: fee 12.34 $"
+        == "assigned: [POPUG-42] Sharpen the beak, fee 12.34 $"
     )
-    assert domain.describe(
-        Reason.SHUFFLED, amount_cents=1234, business_date=day, task=label
-    ).startswith("reassigned by shuffle [POPUG-42] Sharpen the beak")
-    assert domain.describe(
-        Reason.COMPLETED,
-        amount_cents=3210,
-        business_date=day,
-        task=domain.task_label("Sleep", None, "t-2"),
-    ) == ("completed Sleep: reward 32.10 $")
+    assert (
+        domain.describe(Reason.SHUFFLED, amount_cents=1234, business_date=day, task=label)
+        == "reassigned by shuffle: [POPUG-42] Sharpen the beak, fee 12.34 $"
+    )
+    assert (
+        domain.describe(
+            Reason.COMPLETED,
+            amount_cents=3210,
+            business_date=day,
+            task=domain.task_label("Sleep", None, "t-2"),
+        )
+        == "completed: Sleep, reward 32.10 $"
+    )
     assert (
         domain.describe(Reason.PAID_OUT, amount_cents=4500, business_date=day)
         == "paid out 45.00 $ for 2026-03-03"

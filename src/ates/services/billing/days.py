@@ -19,6 +19,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ates.platform.db import Database
 from ates.platform.uow import UnitOfWork
 from ates.services.billing import domain, ledger
 from ates.services.billing.models import Account, ClosedDay, Entry, Transaction
@@ -65,7 +66,7 @@ async def close_day(uow: UnitOfWork, target: date, *, now: datetime) -> DayClose
     Closing an already closed day changes nothing and reports its payouts.
     """
     session = uow.session
-    state = await ledger.books(session, for_close=True)
+    state = await ledger.books(session, lock="update")
     earliest_query = sa.select(sa.func.min(Entry.business_date))
     if state.closed_through is not None:
         earliest_query = earliest_query.where(Entry.business_date > state.closed_through)
@@ -163,14 +164,22 @@ async def _already_closed(session: AsyncSession, target: date) -> DayClose:
 CHECK_EVERY_SECONDS = 30.0
 
 
-async def close_past_days(new_uow: Callable[[], UnitOfWork], now: datetime) -> DayClose | None:
-    """Close yesterday (and anything open before it) unless it is closed already."""
+async def close_past_days(
+    db: Database, new_uow: Callable[[], UnitOfWork], now: datetime
+) -> DayClose | None:
+    """Close yesterday (and anything open before it) unless it is closed already.
+
+    The check reads without a lock, so the half-minute checks of every process never hold
+    up bookings; only a close that looks due takes the lock (and checks again under it).
+    """
+    async with db.reader() as session:
+        state = await ledger.books(session, lock="none")
+    yesterday = state.day_of(now) - timedelta(days=1)
+    if state.closed_through is not None and state.closed_through >= yesterday:
+        return None
     async with new_uow() as uow:
-        state = await ledger.books(uow.session, for_close=True)
-        yesterday = state.day_of(now) - timedelta(days=1)
-        if state.closed_through is not None and state.closed_through >= yesterday:
-            return None
-        return await close_day(uow, yesterday, now=now)
+        result = await close_day(uow, yesterday, now=now)
+    return result if result.newly_closed else None
 
 
 async def run_day_closer(runtime: Runtime, *, clock: Clock = utc_now) -> None:
@@ -180,7 +189,7 @@ async def run_day_closer(runtime: Runtime, *, clock: Clock = utc_now) -> None:
     run it at once (the close is idempotent)."""
     while True:
         try:
-            result = await close_past_days(runtime.uow, clock())
+            result = await close_past_days(runtime.db, runtime.uow, clock())
         except Exception:  # logged and tried again: a missed check must not stop the job
             log.exception("billing.scheduler_failed")
         else:

@@ -224,11 +224,11 @@ def describe(
     money = format_cents(amount_cents)
     match reason:
         case Reason.ASSIGNED:
-            text = f"assigned {task}: fee {money}"
+            text = f"assigned: {task}, fee {money}"
         case Reason.SHUFFLED:
-            text = f"reassigned by shuffle {task}: fee {money}"
+            text = f"reassigned by shuffle: {task}, fee {money}"
         case Reason.COMPLETED:
-            text = f"completed {task}: reward {money}"
+            text = f"completed: {task}, reward {money}"
         case Reason.PAID_OUT:
             text = f"paid out {money} for {business_date.isoformat()}"
     if booked_late_from is not None:

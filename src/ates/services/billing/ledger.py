@@ -11,7 +11,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -113,12 +113,16 @@ class BooksState:
         return domain.business_date(moment, self.zone)
 
 
-async def books(session: AsyncSession, *, for_close: bool = False) -> BooksState:
-    """Where the books stand. A close locks the row; a booking holds a shared lock, so a
-    movement never lands on a day while that day is being closed (PostgreSQL; SQLite
-    runs one writer at a time anyway)."""
+Lock = Literal["none", "share", "update"]
+
+
+async def books(session: AsyncSession, *, lock: Lock = "share") -> BooksState:
+    """Where the books stand. A close reads with ``lock="update"``, a booking with
+    ``"share"``: no movement lands on a day while that day is being closed (PostgreSQL
+    row locks; SQLite runs one writer at a time anyway). Readers take no lock."""
     query = sa.select(Books.closed_through, Books.timezone).where(Books.id == 1)
-    query = query.with_for_update() if for_close else query.with_for_update(read=True)
+    if lock != "none":
+        query = query.with_for_update(read=lock == "share")
     row = (await session.execute(query)).one()
     return BooksState(closed_through=row.closed_through, zone=ZoneInfo(row.timezone))
 
