@@ -117,4 +117,6 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
 
 
 def flash(request: Request, message: str, category: str = "info") -> None:
-    request.session.setdefault("flash", []).append({"message": message, "category": category})
+    # Assign, not append: the session only notices a changed key, not a mutated list.
+    pending = request.session.get("flash", [])
+    request.session["flash"] = [*pending, {"message": message, "category": category}]
