@@ -10,8 +10,9 @@ form):
   the PKCE verifier), verifies the access token like any API token, and starts a new
   session holding the principal (``ates.platform.pages``);
 - ``POST /logout`` ends the session here and sends the browser to auth's end-session
-  endpoint, which ends the sign-in there too (OpenID Connect RP-initiated logout) and
-  comes back to this service's home page.
+  endpoint, which ends the sign-in there too (OpenID Connect RP-initiated logout),
+  ends the other dashboards' sessions through ``GET /oauth/frontchannel-logout`` in
+  hidden iframes (Front-Channel Logout), and comes back to this service's home page.
 
 The token exchange is the only call a service makes to auth besides fetching its keys.
 Authlib's protocol helpers build the OAuth messages. (Not its httpx client classes:
@@ -205,6 +206,22 @@ def install_login(app: FastAPI, runtime: Any) -> None:
         if token.get("id_token"):
             request.session[ID_TOKEN_KEY] = token["id_token"]
         return RedirectResponse(safe_next(started.get("next")), status_code=303)
+
+    @router.get("/oauth/frontchannel-logout")
+    async def frontchannel_logout(request: Request, iss: str = "") -> Response:
+        """Auth, signing someone out, loads this in a hidden iframe (OpenID Connect
+        Front-Channel Logout): the session here ends too. The cookie is SameSite=Lax, so
+        only a same-site page (auth) can end it this way."""
+        if iss and iss != settings.issuer:
+            return HTMLResponse("wrong issuer", status_code=400)
+        request.session.clear()
+        return HTMLResponse(
+            "<!doctype html><title>Signed out</title>",
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Security-Policy": f"frame-ancestors {settings.issuer}",
+            },
+        )
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import AsyncIterator
+from html import unescape
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
@@ -85,8 +87,13 @@ async def test_a_dashboard_signs_in_through_auth_and_signs_out_everywhere(
     assert end_session.startswith(f"{auth.url}/oauth/end-session?")
     assert "id_token_hint" in parse_qs(urlsplit(end_session).query)
     home = f"{auth.settings.public_url('tasks')}/"
-    back = await browser.follow(await browser.client.get(end_session), stop_at=home)
-    assert back == home, "signed out at auth without a confirmation page"
+    signed_out = await browser.client.get(end_session)
+    assert signed_out.status_code == 200, "signed out at auth without a confirmation page"
+    assert f'<meta http-equiv="refresh" content="1;url={home}">' in signed_out.text
+    assert frontchannel_urls(signed_out.text) == {
+        f"{auth.settings.public_url(s)}/oauth/frontchannel-logout?iss={quote(auth.url, safe='')}"
+        for s in ("tasks", "billing", "analytics")
+    }
     assert dashboard.cookies.get("ates_tasks_session") is None, "the session is gone"
 
     fresh = await dashboard.get("/login")
@@ -123,6 +130,35 @@ async def test_logout_without_a_hint_asks_first(auth: AuthServer, browser: Brows
         assert (await http.get(f"{auth.url}/")).status_code == 200, "still signed in"
 
         confirmed = await http.post(link, data={**login_form_fields(asked.text)})
-        assert confirmed.status_code == 302
-        assert confirmed.headers["location"] == home
+        assert confirmed.status_code == 200
+        assert f'content="1;url={home}"' in confirmed.text
         assert (await http.get(f"{auth.url}/")).status_code == 303, "signed out"
+
+
+def frontchannel_urls(html: str) -> set[str]:
+    return {unescape(url) for url in re.findall(r'<iframe src="([^"]+)" hidden', html)}
+
+
+async def test_signing_out_at_auth_ends_the_dashboard_sessions_too(
+    auth: AuthServer, browser: Browser, dashboard: httpx.AsyncClient
+) -> None:
+    await auth.person("polly")
+    callback_url = f"{auth.settings.public_url('tasks')}/oauth/callback"
+    start = await dashboard.get("/login")
+    callback = await browser.sign_in(
+        start.headers["location"], "polly", PASSWORD, stop_at=callback_url
+    )
+    landed = await dashboard.get(callback.removeprefix(auth.settings.public_url("tasks")))
+    assert "principal" in session_of(auth.settings, landed, "tasks")
+
+    signed_out = await browser.client.post(f"{auth.url}/logout")  # auth's own button
+    assert signed_out.status_code == 200
+    tasks = auth.settings.public_url("tasks")
+    frame = next(url for url in frontchannel_urls(signed_out.text) if url.startswith(tasks))
+    cleared = await dashboard.get(frame.removeprefix(tasks))
+    assert cleared.status_code == 200
+    assert cleared.headers["content-security-policy"] == f"frame-ancestors {auth.url}"
+    assert dashboard.cookies.get("ates_tasks_session") is None, "the dashboard session ended"
+
+    wrong_issuer = await dashboard.get("/oauth/frontchannel-logout", params={"iss": "http://x"})
+    assert wrong_issuer.status_code == 400

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -13,6 +14,7 @@ from ates.services.auth import handlers
 from ates.services.auth.domain import ROLES, PersonConflict, PersonRuleError
 from ates.services.auth.handlers import SignInRefused
 from ates.services.auth.models import Person
+from ates.services.auth.oauth.provider import provider_of
 from ates.services.auth.session import (
     CSRF_FIELD,
     SignedIn,
@@ -37,6 +39,22 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
     response = render(request, template, status_code=status_code, **context)
     response.headers.update(NO_FRAMING)
     return response
+
+
+def signed_out_page(request: Request, then: str | None) -> Response:
+    """ "Signed out", with every dashboard's front-channel logout URL in a hidden iframe
+    (OpenID Connect Front-Channel Logout 1.0) so their sessions end too, then on to
+    ``then`` (the client's registered post-logout page) if there is one."""
+    provider = provider_of(request)
+    issuer = urlencode({"iss": provider.settings.issuer})
+    frames = [
+        f"{client.frontchannel_logout_uri}?{issuer}"
+        for client in provider.clients.values()
+        if client.frontchannel_logout_uri
+    ]
+    return page(
+        request, "logout.html", user=None, signed_out=True, frames=frames, then=then, params={}
+    )
 
 
 def _login_page(
@@ -95,8 +113,7 @@ async def login(
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     end_session(request)
-    flash(request, "You are signed out.")
-    return RedirectResponse("/login", status_code=303)
+    return signed_out_page(request, None)
 
 
 @router.get("/")

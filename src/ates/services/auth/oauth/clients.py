@@ -30,6 +30,7 @@ class Client(ClientMixin):
     grant_types: tuple[str, ...]
     secret: str | None = None  # None: a public client (PKCE only, no secret)
     post_logout_redirect_uris: tuple[str, ...] = ()
+    frontchannel_logout_uri: str | None = None
     client_metadata: dict[str, Any] = field(default_factory=dict)
 
     def get_client_id(self) -> str:
@@ -76,6 +77,10 @@ def first_party_clients(settings: Settings) -> dict[str, Client]:
             grant_types=("authorization_code",),
             secret=first_party_client_secret(settings, service),
             post_logout_redirect_uris=(home,),
+            # auth's own pages share its session: nothing to end there
+            frontchannel_logout_uri=(
+                f"{base}/oauth/frontchannel-logout" if service != "auth" else None
+            ),
             client_metadata={"post_logout_redirect_uris": [home]},
         )
     clients[CLI_CLIENT_ID] = Client(

@@ -19,7 +19,7 @@ from ates.services.auth.oauth.clients import SCOPES
 from ates.services.auth.oauth.keys import ALGORITHM
 from ates.services.auth.oauth.provider import Provider, provider_of
 from ates.services.auth.oauth.server import TOKEN_AUTH_METHODS, user_claims
-from ates.services.auth.pages import page
+from ates.services.auth.pages import page, signed_out_page
 from ates.services.auth.session import (
     CSRF_FIELD,
     SIGNED_IN_AT,
@@ -201,6 +201,5 @@ async def end_session_endpoint(request: Request, provider: ProviderDep) -> Respo
             call, server.create_endpoint_response, "end_session", ending
         )
     end_session(request)
-    if response is not None:
-        return response
-    return page(request, "logout.html", user=None, signed_out=True, params={}, client=None)
+    then = response.headers.get("location") if response is not None else None
+    return signed_out_page(request, then)
