@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ class Stack:
     port_base: int
     process: subprocess.Popen[str]
     output: list[str] = field(default_factory=list)
+    _drain: threading.Thread | None = None
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.port_base + SERVICES.index(service)}"
@@ -44,22 +46,53 @@ class Stack:
         rows = (self.data_dir / "demo-logins.txt").read_text().splitlines()
         return {u: (r, p) for u, r, p in (row.split("\t") for row in rows)}
 
-    def ates(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def token(self, username: str) -> str:
+        """An access token for a demo person, got the way ``ates token`` gets one."""
+        from ates.services.auth.password_login import password_login
+
+        _, password = self.logins[username]
+        return str(password_login(self.url("auth"), username, password)["access_token"])
+
+    def ates(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         """Run an ``ates`` command against this stack's data and ports."""
         return subprocess.run(
             [sys.executable, "-m", "ates", *args],
             capture_output=True,
             text=True,
             check=check,
-            timeout=120,
+            timeout=timeout,
             env=clean_env(ATES_DATA_DIR=str(self.data_dir), ATES_PORT_BASE=str(self.port_base)),
         )
+
+    def drain(self) -> None:
+        """Keep reading the stack's output in the background. The services print to it
+        (notifications prints a line per message); a pipe nobody reads fills up and
+        blocks every service that writes to it."""
+        stdout = self.process.stdout
+        assert stdout is not None
+
+        def _read() -> None:
+            for line in stdout:
+                self.output.append(line.rstrip())
+
+        self._drain = threading.Thread(target=_read, name="ates-up-output", daemon=True)
+        self._drain.start()
+
+    def text(self) -> str:
+        """Everything the stack printed so far."""
+        return "\n".join(self.output)
 
     def stop(self) -> str:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        out, _ = self.process.communicate(timeout=60)
-        return "\n".join(self.output) + "\n" + (out or "")
+        if self._drain is None:
+            out, _ = self.process.communicate(timeout=60)
+            return "\n".join(self.output) + "\n" + (out or "")
+        self.process.wait(timeout=60)
+        self._drain.join(timeout=10)
+        return self.text() + "\n"
 
 
 def start_stack(data_dir: Path, port_base: int | None = None, **env: str) -> Stack:
