@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
+from sqlalchemy import insert
 
 from ates.config import Settings
+from ates.platform.tables import consumer_positions
 from tests.integration.analytics.feed import connected_broker, publish, wait_applied
 from tests.integration.analytics.workload import simulate
 from tests.support import TokenFactory, page_cookie, service_harness
@@ -117,3 +119,22 @@ async def test_the_page_shows_the_figures_and_a_chart(
 def format_money(cents: int) -> str:
     sign = "-" if cents < 0 else ""
     return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d} $"
+
+
+async def test_the_page_says_when_a_rebuild_is_running(
+    settings: Settings, tokens: TokenFactory
+) -> None:
+    async with service_harness("analytics", settings, tokens, messaging=False) as analytics:
+        analytics.client.cookies = page_cookie(settings, "analytics", role="admin")
+        assert "being rebuilt" not in (await analytics.client.get("/")).text
+        async with analytics.runtime.uow() as uow:
+            await uow.session.execute(
+                insert(consumer_positions).values(
+                    consumer="analytics",
+                    stream="rebuild",
+                    generation=2,
+                    updated_at=datetime.now(UTC),
+                )
+            )
+            await uow.commit()
+        assert "being rebuilt" in (await analytics.client.get("/")).text

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from ates.config import Settings
 from ates.platform import migrations
 from ates.platform.db import Database
+from ates.platform.embedded_nats import EmbeddedNats
 from ates.platform.events import Event
 from ates.platform.replay import _begin, generation_consumer, read_generation, replay
 from ates.platform.service import build_runtime
@@ -214,3 +215,50 @@ async def total_earnings(db: Database) -> int:
     async with db.reader() as session:
         rows = (await session.execute(select(DailyEarnings))).scalars().all()
     return sum(r.fees_cents - r.rewards_cents for r in rows)
+
+
+async def test_replay_finds_the_bundled_broker_or_starts_it(
+    tmp_path: Path, nats_server: EmbeddedNats, tokens: TokenFactory
+) -> None:
+    """Without ATES_BROKER_URL the command uses the bundled NATS of the data directory:
+    the one `ates up` runs if it is up, else it starts that server for the replay."""
+    assert nats_server.data_dir == (tmp_path / "nats").resolve()  # the data dir's server
+    settings = make_settings(tmp_path, None, timezone=ZONE)
+    w = simulate(ZoneInfo(ZONE), date(2024, 4, 1), date(2024, 4, 2), seed=3)
+    async with connected_broker(nats_server.url) as broker:
+        await publish(broker, w.events)
+    env = {**os.environ, "ATES_TIMEZONE": ZONE}
+    env.pop("ATES_BROKER_URL", None)
+    for generation in (2, 3):
+        if generation == 3:
+            nats_server.stop()  # the stack is down: the command starts the server itself
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ates",
+            "replay",
+            "analytics",
+            "--data-dir",
+            str(tmp_path),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output = (await asyncio.wait_for(process.communicate(), 120))[0].decode()
+        assert process.returncode == 0, output
+        assert f"analytics rebuilt as generation {generation}: {len(w.events)} events" in output
+    runtime = build_runtime(spec("analytics"), settings, verifier=tokens.verifier())
+    assert await applied_count(runtime.db, "analytics-g3") == len(w.events)
+    assert await total_earnings(runtime.db) == sum(
+        w.earnings(day) for day in (date(2024, 4, 1), date(2024, 4, 2))
+    )
+    await runtime.db.dispose()
+    assert not any("nats-server" in line and str(tmp_path) in line for line in processes())
+
+
+def processes() -> list[str]:
+    import subprocess
+
+    return subprocess.run(
+        ["ps", "-ww", "-eo", "args"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
