@@ -120,6 +120,21 @@ class TestRabbitBroker(BrokerContract):
         assert set(again.ids(ids).values()) == {1}
         assert await broker.log_size("accounts") >= 5
 
+    async def test_a_consumer_whose_queue_is_deleted_under_it_sets_the_group_up_again(
+        self, broker: Broker, second_broker: Broker
+    ) -> None:
+        # RabbitMQ cancels the consumer of a deleted queue (an operator's delete_queue, a
+        # replay finishing); the consumer must not wait forever on a queue that is gone.
+        group = unique_group("deleted")
+        recorder = Recorder()
+        before, after = account_created(), account_created()
+        async with consuming(broker, group, recorder):
+            await broker.publish([before])
+            await eventually(lambda: _true(recorder.ids({before.event_id})))
+            await second_broker.delete_group(group, "accounts")
+            await eventually(lambda: _published(broker, after), timeout=20)
+            await eventually(lambda: _true(recorder.ids({after.event_id})), timeout=20)
+
 
 async def test_restart_in_the_middle_of_10000_events_applies_each_exactly_once(
     rabbitmq_url: str, tmp_path: Path

@@ -216,7 +216,18 @@ class RabbitBroker(Broker):
             await self.ensure_streams([domain])
         await prepare_group(connection, group, domain, subjects)
         channel = await connection.channel(publisher_confirms=True)
+        closing: list[asyncio.Future[Any]] = []
+
+        def on_cancel(_frame: Any) -> None:
+            # The server cancelled the consumer: its queue was deleted (an operator, a
+            # replay forgetting an old group). The channel stays open and the iterator
+            # would wait forever; close it, and the loop sets the group up again.
+            log.warning("rabbitmq.consumer_cancelled", group=group, domain=domain)
+            closing.append(asyncio.ensure_future(channel.close()))
+
         try:
+            raw = await channel.get_underlay_channel()
+            raw.on_consumer_cancel_callbacks.add(on_cancel)
             await channel.set_qos(prefetch_count=self._prefetch)
             queue = await channel.get_queue(topology.group_queue(group, domain), ensure=False)
             async with queue.iterator() as messages:
@@ -227,6 +238,7 @@ class RabbitBroker(Broker):
             if not channel.is_closed:
                 with contextlib.suppress(Exception):
                     await channel.close()
+            await asyncio.gather(*closing, return_exceptions=True)
 
     async def _deliver(
         self,
