@@ -20,7 +20,7 @@ from ates.platform.consumer import Handler, Rejected
 from ates.platform.events import Event
 from ates.platform.uow import UnitOfWork
 from ates.services.billing import domain, ledger
-from ates.services.billing.models import Account, Task, Transaction
+from ates.services.billing.models import Account, Transaction
 
 
 async def _person(uow: UnitOfWork, owner_public_id: str) -> Account:
@@ -73,7 +73,7 @@ async def _book(
     event: Event,
     posting: domain.Posting,
     reason: domain.Reason,
-    task: Task,
+    task: ledger.PricedTask,
     happened_at: datetime,
 ) -> None:
     day, late_from = await ledger.booking_day(uow.session, happened_at)
@@ -96,20 +96,18 @@ def make_handlers(rng: random.Random) -> dict[str, Handler]:
 
     async def on_task_created(event: Event, uow: UnitOfWork) -> None:
         data = event.data  # a v1 event arrives upcast: the jira id is out of the title
-        task = await ledger.priced_task(uow, data["public_id"], rng, datetime.now(UTC))
-        task.title = data["title"]
-        task.jira_id = data.get("jira_id")
+        await ledger.priced_task(uow, data["public_id"], rng, datetime.now(UTC))
+        await ledger.name_task(uow.session, data["public_id"], data["title"], data.get("jira_id"))
 
     async def on_task_assigned(event: Event, uow: UnitOfWork) -> None:
         data = event.data
         task = await ledger.priced_task(uow, data["task_public_id"], rng, datetime.now(UTC))
         worker = data["assignee_public_id"]
-        await _person(uow, worker)
         shuffled = data["reason"] == "shuffle"
         await _book(
             uow,
             event,
-            domain.fee_posting(worker, ledger.price_of(task)),
+            domain.fee_posting(worker, task.price),
             domain.Reason.SHUFFLED if shuffled else domain.Reason.ASSIGNED,
             task,
             event.event_time,  # the moment tasks assigned it, not when we heard of it
@@ -131,11 +129,10 @@ def make_handlers(rng: random.Random) -> dict[str, Handler]:
             # producer's bug to inspect, not money to pay again.
             raise Rejected(f"task {task.public_id} was already rewarded (transaction {rewarded})")
         worker = data["assignee_public_id"]
-        await _person(uow, worker)
         await _book(
             uow,
             event,
-            domain.reward_posting(worker, ledger.price_of(task)),
+            domain.reward_posting(worker, task.price),
             domain.Reason.COMPLETED,
             task,
             completed_at,

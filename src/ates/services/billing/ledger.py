@@ -42,13 +42,13 @@ def _insert_ignoring_duplicates(session: AsyncSession, entity: type[Any]) -> Any
     return module.insert(entity).on_conflict_do_nothing()
 
 
-async def person_account(session: AsyncSession, owner_public_id: str) -> Account:
-    """The person's account; opened now if no event about them has arrived yet (B2)."""
-    account = await session.scalar(
-        sa.select(Account).where(Account.owner_public_id == owner_public_id)
-    )
-    if account is not None:
-        return account
+async def person_account_id(session: AsyncSession, owner_public_id: str) -> int:
+    """The id of the person's account; opened now if no event about them has arrived yet
+    (B2). A concurrent opening by another process is simply already there."""
+    query = sa.select(Account.id).where(Account.owner_public_id == owner_public_id)
+    found = await session.scalar(query)
+    if found is not None:
+        return found
     await session.execute(
         _insert_ignoring_duplicates(session, Account).values(
             public_id=new_id(),
@@ -58,50 +58,77 @@ async def person_account(session: AsyncSession, owner_public_id: str) -> Account
             balance_cents=0,
         )
     )
-    account = await session.scalar(
-        sa.select(Account).where(Account.owner_public_id == owner_public_id)
-    )
+    return (await session.execute(query)).scalar_one()
+
+
+async def person_account(session: AsyncSession, owner_public_id: str) -> Account:
+    """The person's account as an object, to change what we know of them."""
+    account = await session.get(Account, await person_account_id(session, owner_public_id))
     assert account is not None
     return account
 
 
+@dataclass(frozen=True, slots=True)
+class PricedTask:
+    """What the ledger needs of a task: its price, and its name if known yet."""
+
+    public_id: str
+    price: domain.Price
+    title: str | None = None
+    jira_id: str | None = None
+
+    @property
+    def label(self) -> str:
+        return domain.task_label(self.title, self.jira_id, self.public_id)
+
+
 async def priced_task(
     uow: UnitOfWork, task_public_id: str, rng: random.Random, now: datetime
-) -> Task:
+) -> PricedTask:
     """The task with its price, drawn and published the first time billing hears of it.
 
     The unique task id makes the price once-only: a redelivered or concurrent event finds
     the row (or loses the insert race) and never draws again (B3).
     """
     session = uow.session
-    task = await session.scalar(sa.select(Task).where(Task.public_id == task_public_id))
-    if task is not None:
-        return task
-    price = domain.draw_price(rng)
-    inserted = await session.execute(
-        _insert_ignoring_duplicates(session, Task).values(
-            public_id=task_public_id,
-            assign_fee_cents=price.assign_fee_cents,
-            reward_cents=price.reward_cents,
-            priced_at=now,
-        )
+    query = sa.select(Task.assign_fee_cents, Task.reward_cents, Task.title, Task.jira_id).where(
+        Task.public_id == task_public_id
     )
-    if inserted.rowcount == 1:  # type: ignore[attr-defined]
-        await uow.emit(
-            "TaskPriced",
-            {
-                "task_public_id": task_public_id,
-                "assign_fee_cents": price.assign_fee_cents,
-                "reward_cents": price.reward_cents,
-            },
+    row = (await session.execute(query)).one_or_none()
+    if row is None:
+        price = domain.draw_price(rng)
+        inserted = await session.execute(
+            _insert_ignoring_duplicates(session, Task).values(
+                public_id=task_public_id,
+                assign_fee_cents=price.assign_fee_cents,
+                reward_cents=price.reward_cents,
+                priced_at=now,
+            )
         )
-    task = await session.scalar(sa.select(Task).where(Task.public_id == task_public_id))
-    assert task is not None
-    return task
+        if inserted.rowcount == 1:  # type: ignore[attr-defined]
+            await uow.emit(
+                "TaskPriced",
+                {
+                    "task_public_id": task_public_id,
+                    "assign_fee_cents": price.assign_fee_cents,
+                    "reward_cents": price.reward_cents,
+                },
+            )
+            return PricedTask(task_public_id, price)
+        row = (await session.execute(query)).one()  # another process priced it first
+    fee, reward, title, jira_id = row
+    return PricedTask(task_public_id, domain.Price(fee, reward), title, jira_id)
 
 
-def price_of(task: Task) -> domain.Price:
-    return domain.Price(assign_fee_cents=task.assign_fee_cents, reward_cents=task.reward_cents)
+async def name_task(
+    session: AsyncSession, task_public_id: str, title: str, jira_id: str | None
+) -> None:
+    await session.execute(
+        sa.update(Task)
+        .where(Task.public_id == task_public_id)
+        .values(title=title, jira_id=jira_id)
+        .execution_options(synchronize_session=False)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +181,13 @@ async def already_booked(session: AsyncSession, key: str) -> bool:
     return found is not None
 
 
+@dataclass(frozen=True, slots=True)
+class Posted:
+    id: int
+    public_id: str
+    owner_balance_cents: int
+
+
 async def post(
     uow: UnitOfWork,
     posting: domain.Posting,
@@ -162,48 +196,51 @@ async def post(
     reason: domain.Reason,
     business_date: date,
     booked_late_from: date | None = None,
-    task: Task | None = None,
+    task: PricedTask | None = None,
     applied_at: datetime | None = None,
-) -> Transaction | None:
+) -> Posted | None:
     """Book ``posting`` once under ``key`` (the causing event's id). None if ``key`` was
-    booked before: a redelivery changes nothing. A concurrent duplicate that slips past
-    the check fails on the unique key and is retried by the consumer, which then skips."""
+    booked before: a redelivery, even through a fresh inbox, changes nothing. The unique
+    key decides, so two processes booking one event at once book it once."""
     session = uow.session
-    if await already_booked(session, key):
-        return None
     applied_at = applied_at or datetime.now(UTC)
     account_ids = {
         leg.account: SYSTEM_ACCOUNTS.get(leg.account)
-        or (await person_account(session, leg.account)).id
+        or await person_account_id(session, leg.account)
         for leg in posting.legs
     }
-    label = domain.task_label(task.title, task.jira_id, task.public_id) if task else None
     description = domain.describe(
         reason,
         amount_cents=posting.amount_cents,
         business_date=business_date,
-        task=label,
+        task=task.label if task else None,
         booked_late_from=booked_late_from,
     )
-    transaction = Transaction(
-        idempotency_key=key,
-        kind=posting.kind.value,
-        reason=reason.value,
-        owner_account_id=account_ids[posting.owner],
-        amount_cents=posting.amount_cents,
-        task_public_id=task.public_id if task else None,
-        business_date=business_date,
-        booked_late_from=booked_late_from,
-        description=description,
-        applied_at=applied_at,
+    public_id = new_id()
+    transaction_id = await session.scalar(
+        _insert_ignoring_duplicates(session, Transaction)
+        .values(
+            public_id=public_id,
+            idempotency_key=key,
+            kind=posting.kind.value,
+            reason=reason.value,
+            owner_account_id=account_ids[posting.owner],
+            amount_cents=posting.amount_cents,
+            task_public_id=task.public_id if task else None,
+            business_date=business_date,
+            booked_late_from=booked_late_from,
+            description=description,
+            applied_at=applied_at,
+        )
+        .returning(Transaction.id)
     )
-    session.add(transaction)
-    await session.flush()
+    if transaction_id is None:
+        return None
     await session.execute(
         sa.insert(Entry),
         [
             {
-                "transaction_id": transaction.id,
+                "transaction_id": transaction_id,
                 "account_id": account_ids[leg.account],
                 "amount_cents": leg.amount_cents,
                 "business_date": business_date,
@@ -212,22 +249,23 @@ async def post(
         ],
     )
     balances = await _move_balances(session, posting, account_ids)
+    owner_balance = balances[account_ids[posting.owner]]
     await uow.emit(
         "TransactionApplied",
         {
-            "transaction_public_id": transaction.public_id,
+            "transaction_public_id": public_id,
             "owner_public_id": posting.owner,
             "kind": posting.kind.value,
             "debit_cents": posting.debit_cents,
             "credit_cents": posting.credit_cents,
-            "balance_after_cents": balances[account_ids[posting.owner]],
-            "task_public_id": transaction.task_public_id,
+            "balance_after_cents": owner_balance,
+            "task_public_id": task.public_id if task else None,
             "business_date": business_date.isoformat(),
             "applied_at": applied_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             "description": description,
         },
     )
-    return transaction
+    return Posted(transaction_id, public_id, owner_balance)
 
 
 async def _move_balances(
