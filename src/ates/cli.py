@@ -250,6 +250,51 @@ def dlq_discard(service: ServiceArg, letter_id: int, data_dir: DataDirOption = N
     run(_main())
 
 
+@app.command()
+def simulate(
+    data_dir: DataDirOption = None,
+    port_base: Annotated[
+        int | None, typer.Option(help="Ports of the running stack (ATES_PORT_BASE, 8000).")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=0, max=100, help="New workers to create.")] = 5,
+    tasks: Annotated[int, typer.Option(min=0, max=5000, help="Tasks to create.")] = 40,
+    shuffles: Annotated[int, typer.Option(min=0, max=100, help="Shuffle presses.")] = 1,
+    complete_ratio: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of the tasks completed.")
+    ] = 0.7,
+    close_day: Annotated[
+        bool,
+        typer.Option(
+            "--close-day/--no-close-day",
+            help="Close today in billing at the end (pays out; later movements go to tomorrow).",
+        ),
+    ] = False,
+    seed: Annotated[int | None, typer.Option(help="Repeat the same choices.")] = None,
+    wait: Annotated[
+        float, typer.Option(min=1.0, help="Seconds to wait for events to reach each service.")
+    ] = 60.0,
+) -> None:
+    """Fill a running system with a believable day of work, through its HTTP API only:
+    workers, tasks, shuffles, completions, optionally the day's close; then a summary."""
+    from ates import simulate as simulation
+
+    settings = load_settings(data_dir, port_base=port_base)
+    plan = simulation.Plan(
+        workers=workers,
+        tasks=tasks,
+        shuffles=shuffles,
+        complete_ratio=complete_ratio,
+        close_day=close_day,
+        seed=seed,
+        wait_seconds=wait,
+    )
+    try:
+        summary = simulation.run(settings, plan, say=console.print)
+    except simulation.SimulationError as error:
+        fail(str(error), code=1)
+    console.print(simulation.render(summary, settings))
+
+
 def _mount_service_commands() -> None:
     from importlib import import_module
 

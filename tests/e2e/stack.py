@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from ates.platform.embedded_nats import free_port, port_is_free
 
 SERVICES = ("auth", "tasks", "billing", "analytics", "notifications")
@@ -52,6 +54,14 @@ class Stack:
 
         _, password = self.logins[username]
         return str(password_login(self.url("auth"), username, password)["access_token"])
+
+    def api(self, service: str, username: str) -> httpx.Client:
+        """An HTTP client for ``service``'s API, signed in as a demo person."""
+        return httpx.Client(
+            base_url=self.url(service),
+            headers={"Authorization": f"Bearer {self.token(username)}"},
+            timeout=10,
+        )
 
     def ates(
         self, *args: str, check: bool = True, timeout: float = 120

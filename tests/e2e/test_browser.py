@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
@@ -74,14 +73,6 @@ def reload_until(page: Page, locator: Locator, timeout: float = EVENTS_TIMEOUT) 
 
 def shoot(page: Page, folder: Path, name: str) -> None:
     page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-
-
-def api(stack: Stack, service: str, username: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=stack.url(service),
-        headers={"Authorization": f"Bearer {stack.token(username)}"},
-        timeout=10,
-    )
 
 
 def flash(page: Page) -> Locator:
@@ -167,7 +158,7 @@ def test_a_task_is_created_done_and_paid_for(
     shoot(tasks, screenshots, "03-my-tasks")
 
     # billing charged the assignment fee: it shows in their audit log of today
-    with api(stack, "billing", assignee) as billing_api:
+    with stack.api("billing", assignee) as billing_api:
         price = billing_api.get(f"/api/tasks/{task_id}/price")
     assert price.status_code == 200, price.text
     fee, reward = price.json()["assign_fee_cents"], price.json()["reward_cents"]
@@ -205,7 +196,7 @@ def test_an_admin_sees_analytics_that_agree_with_billing(
     expect(page.get_by_role("heading", name="Most expensive task")).to_be_visible()
     expect(page.get_by_test_id("negative-count")).to_have_text(re.compile(r"^\d+$"))
 
-    with api(stack, "billing", "accountant") as billing_api:
+    with stack.api("billing", "accountant") as billing_api:
         earned = billing_api.get("/api/dashboard").json()["management_earnings_cents"]
     reload_until(page, page.get_by_test_id("earnings").filter(has_text=format_cents(earned)))
     shoot(page, screenshots, "06-analytics")
@@ -227,7 +218,7 @@ def test_an_accountant_sees_the_company_books(
 ) -> None:
     page = open_as("accountant", "billing")
     expect(page.get_by_role("heading", name="Accounting")).to_be_visible()
-    with api(stack, "billing", "accountant") as billing_api:
+    with stack.api("billing", "accountant") as billing_api:
         earned = billing_api.get("/api/dashboard").json()["management_earnings_cents"]
     expect(page.locator("[data-today-earnings]")).to_have_text(format_cents(earned))
     expect(page.locator("tr[data-owner]", has_text="Polly Popug")).to_be_visible()
@@ -237,7 +228,7 @@ def test_an_accountant_sees_the_company_books(
 def test_the_manager_shuffles_and_is_told_how_many_tasks_moved(
     open_as: OpenAs, stack: Stack, screenshots: Path
 ) -> None:
-    with api(stack, "tasks", "manager") as tasks_api:
+    with stack.api("tasks", "manager") as tasks_api:
         made = tasks_api.post("/api/tasks", json={"title": "Sort the millet", "description": ""})
         assert made.status_code == 201, made.text
         open_now = tasks_api.get("/api/tasks", params={"status": "open", "assignee": "all"})
