@@ -221,3 +221,29 @@ def test_the_event_catalog_in_docs_is_generated_from_the_registry() -> None:
     assert committed.read_text() == render_catalog(default_registry()), (
         "docs/events.md is stale: run `ates schemas docs`"
     )
+
+
+def test_a_newer_version_from_an_upgraded_producer_is_read_as_the_newest_known() -> None:
+    registry = default_registry()
+    future = Event(
+        event_name="TaskCreated",
+        event_version=3,
+        producer="tasks-next",
+        data={
+            "public_id": str(uuid.uuid4()),
+            "title": "Feed",
+            "jira_id": "P-1",
+            "description": "",
+            "priority": "high",
+        },
+    )
+    read = registry.upcast(future)
+    assert (read.event_version, read.data["jira_id"], read.event_id) == (2, "P-1", future.event_id)
+    broken = Event(
+        event_name="TaskCreated",
+        event_version=3,
+        producer="tasks-next",
+        data={"public_id": str(uuid.uuid4()), "title": "Feed"},
+    )
+    with pytest.raises(InvalidEvent, match="description"):
+        registry.upcast(broken)

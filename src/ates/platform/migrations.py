@@ -11,9 +11,9 @@ from typing import Any
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, select
 
-from ates.platform.db import Database
+from ates.platform.db import Database, lock_key
 
 
 def alembic_config(service: str) -> Config:
@@ -32,6 +32,12 @@ async def upgrade(service: str, db: Database, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
     async with db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Two processes starting at once (``ates serve`` migrates by default) must not
+            # run the same DDL side by side: the second waits, then finds nothing to do.
+            await connection.execute(
+                select(func.pg_advisory_xact_lock(lock_key(f"migrate:{service}")))
+            )
         await connection.run_sync(_run)
 
 

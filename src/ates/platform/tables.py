@@ -6,34 +6,13 @@ creates them with :func:`create_platform_tables`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.types import TypeDecorator
+
+from ates.platform.sqltypes import UtcDateTime
 
 metadata = sa.MetaData()
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """An aware UTC datetime on every backend: ``timestamptz`` on PostgreSQL; on SQLite,
-    which keeps no zone and hands back naive values, stored as UTC and returned as UTC.
-    A naive value is refused: it would mean a different instant on each backend."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: aTES stores aware UTC times only")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 outbox = sa.Table(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -100,9 +100,17 @@ class Registry:
             raise InvalidEvent(f"{name} v{version}: " + "; ".join(_describe(e) for e in errors))
 
     def upcast(self, event: Event) -> Event:
-        """Turn an event of any registered version into the newest version (validated)."""
-        self.validate(event.event_name, event.event_version, event.data)
+        """Turn an event of any version into the newest version this process knows.
+
+        Older versions are validated and upcast step by step. A *newer* version (from a
+        producer upgraded before this consumer) is read as our newest one: the
+        compatibility rule keeps every new version valid under the previous ones, so it is
+        validated against the newest schema we know and its extra fields are ignored."""
         latest = self.latest_version(event.event_name)
+        if event.event_version > latest:
+            self.validate(event.event_name, latest, event.data)
+            return replace(event, event_version=latest)
+        self.validate(event.event_name, event.event_version, event.data)
         data, version = event.data, event.event_version
         while version < latest:
             step = self.upcaster(event.event_name, version)
@@ -112,15 +120,7 @@ class Registry:
             self.validate(event.event_name, version, data)
         if version == event.event_version:
             return event
-        return Event(
-            event_id=event.event_id,
-            event_name=event.event_name,
-            event_version=version,
-            event_time=event.event_time,
-            producer=event.producer,
-            data=data,
-            trace=event.trace,
-        )
+        return replace(event, event_version=version, data=data)
 
 
 def _describe(error: SchemaError) -> str:
