@@ -264,6 +264,8 @@ def test_logging_out_signs_out_of_every_dashboard(
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("heading", name="You are signed out")).to_be_visible()
     shoot(page, screenshots, "10-signed-out")
+    # then back to the dashboard, which now asks for a sign-in
+    expect(page).to_have_url(re.compile(re.escape(stack.url("auth")) + r"/login\b"))
 
     for service in ("tasks", "billing"):
         page.goto(stack.url(service) + "/")
