@@ -60,6 +60,12 @@ THINGS = (
     "the mirror-and-bell catalogue", "the squawk notification queue",
 )  # fmt: skip
 
+DETAILS = (
+    "Reported by the night shift.", "Blocks the Friday release.", "Small, but annoying.",
+    "Customers keep asking about it.", "Found while looking at last week's figures.",
+    "Pair with someone who knows this corner of the code.", "The flock voted for it.",
+)  # fmt: skip
+
 
 class SimulationError(Exception):
     """The simulation cannot go on; the message says why and what to do."""
@@ -347,7 +353,7 @@ def _create_tasks(api: Api, rng: random.Random, count: int) -> list[str]:
         title = f"{rng.choice(VERBS)} {rng.choice(THINGS)}"
         body: dict[str, Any] = {
             "title": title,
-            "description": f"{title}: found while looking at last week's figures.",
+            "description": rng.choice(DETAILS),
         }
         if rng.random() < 0.7:
             body["jira_id"] = f"POPUG-{rng.randint(100, 999)}"
