@@ -238,7 +238,8 @@ def test_the_manager_shuffles_and_is_told_how_many_tasks_moved(
     page = open_as("manager", "tasks", "/all")
     expect(page.get_by_role("heading", name="All tasks")).to_be_visible()
     page.get_by_role("button", name="Shuffle").click()
-    expect(flash(page)).to_have_text(f"Shuffled: {count} open tasks reassigned.")
+    noun = "task" if count == 1 else "tasks"
+    expect(flash(page)).to_have_text(f"Shuffled: {count} open {noun} reassigned.")
     expect(page).to_have_url(stack.url("tasks") + "/all")
     shoot(page, screenshots, "09-shuffled")
 

@@ -161,5 +161,6 @@ async def shuffle(request: Request, user: ManagingPage, runtime: RuntimeDep) -> 
     except TaskRuleBroken as error:
         flash(request, f"Not shuffled. {error}", "error")
         return _back("/all")
-    flash(request, f"Shuffled: {result.reassigned} open tasks reassigned.")
+    noun = "task" if result.reassigned == 1 else "tasks"
+    flash(request, f"Shuffled: {result.reassigned} open {noun} reassigned.")
     return _back("/all")
