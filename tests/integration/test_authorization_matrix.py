@@ -28,11 +28,13 @@ from fastapi.routing import iter_route_contexts
 from joserfc.jwk import RSAKey
 
 from ates.config import SERVICES
+from ates.platform.events import Event
 from ates.platform.security import API_AUDIENCE, ROLES
 from ates.platform.service import create_app
 from ates.services.auth.models import Person
 from ates.services.auth.passwords import hash_password
 from ates.services.registry import spec
+from ates.services.tasks.handlers import CreateTask, create_task
 from tests.support import ISSUER, Harness, TokenFactory, make_settings, service_harness
 
 pytestmark = pytest.mark.integration
@@ -117,9 +119,55 @@ AUTH = Table(
     },
 )
 
-# --- tasks (to be filled as its routes land; DESIGN.md §4) -------------------------------
+# --- tasks -------------------------------------------------------------------------------
 
-TASKS = Table(routes={})
+
+async def _announce_people(harness: Harness, ctx: Ctx) -> None:
+    """Tell the service about the matrix people the way auth does: AccountCreated events,
+    applied through the service's own consumer (inbox and handlers)."""
+    consumer = harness.runtime.consumer()
+    for role, public_id in ctx.people.items():
+        await consumer.apply(
+            Event(
+                event_name="AccountCreated",
+                event_version=1,
+                producer="auth",
+                data={
+                    "public_id": public_id,
+                    "username": f"matrix-{role}",
+                    "email": f"{role}@matrix.test",
+                    "full_name": f"Matrix {role.title()}",
+                    "role": role,
+                },
+            )
+        )
+
+
+async def _tasks_setup(harness: Harness, ctx: Ctx) -> None:
+    await _announce_people(harness, ctx)
+    async with harness.runtime.uow() as uow:
+        # the worker is the only active worker, so the task is theirs to complete
+        task = await create_task(uow, CreateTask(title="Matrix task"))
+    ctx.data["task"] = task.public_id
+
+
+TASKS = Table(
+    setup=_tasks_setup,
+    routes={
+        ("POST", "/api/tasks"): Case(
+            EVERYONE, body=lambda ctx: {"title": ctx.unique("Task "), "description": ""}
+        ),
+        ("GET", "/api/tasks"): Case(EVERYONE),
+        ("GET", "/api/tasks/{public_id}"): Case(
+            EVERYONE, path=lambda ctx: {"public_id": ctx.data["task"]}
+        ),
+        ("POST", "/api/tasks/shuffle"): Case(frozenset({"admin", "manager"})),
+        # only the assignee may complete (T6): every other role is refused with 403
+        ("POST", "/api/tasks/{public_id}/complete"): Case(
+            frozenset({"worker"}), path=lambda ctx: {"public_id": ctx.data["task"]}
+        ),
+    },
+)
 
 # --- billing (to be filled as its routes land; DESIGN.md §4) -----------------------------
 
