@@ -23,9 +23,9 @@ def replay_command(
 ) -> None:
     """Rebuild a read model from the broker's retained event log (see docs/replay.md).
 
-    Drops the service's projections, reads every event again from the beginning of the
-    log with a new consumer group, and hands over to the running service (which pauses
-    meanwhile) when caught up. Safe to run again if interrupted.
+    Drops the projections and reads every event again from the start of the log.
+
+    A running service pauses meanwhile and then carries on. Safe to run again.
     """
     from ates.platform.replay import is_replayable
     from ates.services.registry import spec
