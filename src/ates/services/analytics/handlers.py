@@ -116,7 +116,7 @@ async def on_task_created(event: Event, uow: UnitOfWork) -> None:
 
 async def on_task_assigned(event: Event, uow: UnitOfWork) -> None:
     data = event.data
-    newer = Task.assignee_stamp
+    current = Task.assignee_stamp
     await upsert(
         uow.session,
         Task,
@@ -130,10 +130,12 @@ async def on_task_assigned(event: Event, uow: UnitOfWork) -> None:
         update=lambda new: {
             "assignments": Task.assignments + 1,
             "assignee_public_id": case(
-                (new.assignee_stamp > newer, new.assignee_public_id),
+                (new.assignee_stamp > current, new.assignee_public_id),
                 else_=Task.assignee_public_id,
             ),
-            "assignee_stamp": case((new.assignee_stamp > newer, new.assignee_stamp), else_=newer),
+            "assignee_stamp": case(
+                (new.assignee_stamp > current, new.assignee_stamp), else_=current
+            ),
         },
     )
 
