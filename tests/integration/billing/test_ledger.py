@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -97,6 +97,39 @@ async def test_a_person_unknown_so_far_gets_an_account_then_their_name(books: Bo
     account = await books.account(worker)
     assert account is not None and account.owner_name == "Kesha"
     assert account.balance_cents == -(await books.price(task))[0]
+
+
+async def test_account_events_out_of_order_keep_the_newest_facts(books: Books) -> None:
+    worker = ev.new_id()
+    created = ev.account_created(worker, name="Kesha")
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    updated = ev.make(
+        "AccountUpdated",
+        {**created.data, "full_name": "Kesha the Great", "role": "manager", "active": True},
+        at=later,
+        producer="auth",
+    )
+    deactivated = ev.make(
+        "AccountDeactivated",
+        {"public_id": worker},
+        at=later + timedelta(seconds=30),
+        producer="auth",
+    )
+    role = ev.make(
+        "AccountRoleChanged",
+        {"public_id": worker, "old_role": "manager", "new_role": "accountant"},
+        at=later + timedelta(minutes=1),
+        producer="auth",
+    )
+    for event in (role, deactivated, updated, created):  # newest first
+        await books.apply(event)
+    account = await books.account(worker)
+    assert account is not None
+    assert (account.owner_name, account.owner_role, account.active) == (
+        "Kesha the Great",
+        "accountant",
+        False,
+    )
 
 
 async def test_a_v1_task_created_from_an_older_producer_is_booked_right(books: Books) -> None:

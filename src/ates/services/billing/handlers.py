@@ -27,35 +27,49 @@ async def _person(uow: UnitOfWork, owner_public_id: str) -> Account:
     return await ledger.person_account(uow.session, owner_public_id)
 
 
-async def on_account_created(event: Event, uow: UnitOfWork) -> None:
+def _newer(event: Event, known: datetime | None) -> bool:
+    """Account events may arrive out of order: each fact keeps the time it was true at,
+    and an older event does not overwrite a newer fact."""
+    return known is None or event.event_time >= known
+
+
+def _set_profile(account: Account, event: Event) -> None:
     data = event.data
-    account = await _person(uow, data["public_id"])
-    account.owner_name = data["full_name"]
-    account.owner_email = data["email"]
-    account.owner_username = data["username"]
-    if account.owner_role is None:  # a role change may have arrived before the creation
+    if _newer(event, account.profile_at):
+        account.owner_name = data["full_name"]
+        account.owner_email = data["email"]
+        account.owner_username = data["username"]
+        account.profile_at = event.event_time
+    if _newer(event, account.role_at):
         account.owner_role = data["role"]
+        account.role_at = event.event_time
+
+
+async def on_account_created(event: Event, uow: UnitOfWork) -> None:
+    _set_profile(await _person(uow, event.data["public_id"]), event)
 
 
 async def on_account_updated(event: Event, uow: UnitOfWork) -> None:
-    data = event.data
-    account = await _person(uow, data["public_id"])
-    account.owner_name = data["full_name"]
-    account.owner_email = data["email"]
-    account.owner_username = data["username"]
-    account.owner_role = data["role"]
-    account.active = bool(data["active"])
+    account = await _person(uow, event.data["public_id"])
+    _set_profile(account, event)
+    if _newer(event, account.active_at):
+        account.active = bool(event.data["active"])
+        account.active_at = event.event_time
 
 
 async def on_account_role_changed(event: Event, uow: UnitOfWork) -> None:
     account = await _person(uow, event.data["public_id"])
-    account.owner_role = event.data["new_role"]
+    if _newer(event, account.role_at):
+        account.owner_role = event.data["new_role"]
+        account.role_at = event.event_time
 
 
 async def on_account_deactivated(event: Event, uow: UnitOfWork) -> None:
     # The account stays open: money already earned is still paid out at the day's end.
     account = await _person(uow, event.data["public_id"])
-    account.active = False
+    if _newer(event, account.active_at):
+        account.active = False
+        account.active_at = event.event_time
 
 
 def _moment(value: str, field: str) -> datetime:

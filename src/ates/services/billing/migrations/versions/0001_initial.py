@@ -32,6 +32,9 @@ def upgrade() -> None:
         sa.Column("owner_username", sa.String(150), nullable=True),
         sa.Column("owner_role", sa.String(32), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("profile_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("role_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("active_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("balance_cents", sa.BigInteger(), nullable=False),
         sa.CheckConstraint("kind IN ('person', 'company', 'cash')", name="ck_accounts_kind"),
         sa.CheckConstraint(
