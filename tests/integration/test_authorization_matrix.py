@@ -173,9 +173,18 @@ TASKS = Table(
 
 BILLING = Table(routes={})
 
-# --- analytics (to be filled as its routes land; DESIGN.md §4: admins only) --------------
+# --- analytics (DESIGN.md §4: admins only) ------------------------------------------------
 
-ANALYTICS = Table(routes={})
+ADMINS = frozenset({"admin"})
+ANALYTICS = Table(
+    routes={
+        ("GET", "/api/dashboard"): Case(ADMINS, query=lambda ctx: {"date": "2026-03-03"}),
+        ("GET", "/api/most-expensive"): Case(
+            ADMINS, query=lambda ctx: {"from": "2026-03-01", "to": "2026-03-03"}
+        ),
+        ("GET", "/api/negative-balances"): Case(ADMINS),
+    },
+)
 
 # --- notifications (no API) --------------------------------------------------------------
 
