@@ -191,6 +191,31 @@ async def test_a_completion_with_a_bad_time_is_dead_lettered_with_its_reason(
     assert await books.transactions() == []
 
 
+class BrokenRandom(random.Random):
+    """A random source gone wrong: it returns whatever amount the test asks for."""
+
+    def __init__(self, amount: float) -> None:
+        super().__init__(0)
+        self.amount = amount
+
+    def randint(self, a: int, b: int) -> int:
+        return self.amount  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("amount", [-1500, 15.5, 99_999])
+async def test_a_negative_or_fractional_amount_is_dead_lettered_with_its_reason(
+    books: Books, amount: float
+) -> None:
+    broken = Books(books.db, BrokenRandom(amount))
+    worker, task = ev.new_id(), ev.new_id()
+    await broken.apply(ev.task_assigned(task, worker, at=NOON))  # acked: dead-lettered
+    [reason] = await broken.dead_letters()
+    assert reason.startswith("rejected: TaskAssigned: assign_fee_cents must be"), reason
+    assert str(amount) in reason
+    assert await books.transactions() == []
+    assert await books.problems() == []
+
+
 async def test_the_business_time_zone_decides_the_day(books: Books) -> None:
     await books.set_timezone("Asia/Tokyo")  # UTC+9: 20:00 UTC is 05:00 the next day
     worker, task = ev.new_id(), ev.new_id()

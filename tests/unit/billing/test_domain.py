@@ -51,9 +51,18 @@ def test_an_amount_must_be_positive_integer_cents(amount: object) -> None:
         domain.check_amount(amount)
 
 
-def test_a_price_refuses_a_bad_amount() -> None:
-    with pytest.raises(LedgerError, match="reward_cents must be positive"):
-        Price(assign_fee_cents=1500, reward_cents=-1)
+@pytest.mark.parametrize(
+    ("fee", "reward", "message"),
+    [
+        (1500, -1, "reward_cents must be positive"),
+        (15.5, 3000, "assign_fee_cents must be an integer"),
+        (999, 3000, "assign_fee_cents must be within 1000..2000, got 999"),
+        (1500, 4001, "reward_cents must be within 2000..4000, got 4001"),
+    ],
+)
+def test_a_price_refuses_a_bad_amount(fee: int, reward: int, message: str) -> None:
+    with pytest.raises(LedgerError, match=message):
+        Price(assign_fee_cents=fee, reward_cents=reward)
 
 
 @pytest.mark.parametrize(

@@ -61,8 +61,10 @@ class Price:
     reward_cents: int
 
     def __post_init__(self) -> None:
-        check_amount(self.assign_fee_cents, "assign_fee_cents")
-        check_amount(self.reward_cents, "reward_cents")
+        for name, bounds in (("assign_fee_cents", FEE_RANGE), ("reward_cents", REWARD_RANGE)):
+            value = check_amount(getattr(self, name), name)
+            if not bounds[0] <= value <= bounds[1]:
+                raise LedgerError(f"{name} must be within {bounds[0]}..{bounds[1]}, got {value}")
 
 
 def draw_price(rng: random.Random) -> Price:

@@ -91,18 +91,28 @@ async def _book(
     happened_at: datetime,
 ) -> None:
     day, late_from = await ledger.booking_day(uow.session, happened_at)
-    try:
-        await ledger.post(
-            uow,
-            posting,
-            key=str(event.event_id),
-            reason=reason,
-            business_date=day,
-            booked_late_from=late_from,
-            task=task,
-        )
-    except domain.LedgerError as error:
-        raise Rejected(str(error))
+    await ledger.post(
+        uow,
+        posting,
+        key=str(event.event_id),
+        reason=reason,
+        business_date=day,
+        booked_late_from=late_from,
+        task=task,
+    )
+
+
+def _rejecting_bad_money(handler: Handler) -> Handler:
+    """An amount the ledger refuses (negative, not whole cents, out of its range) will be
+    refused on every retry: straight to the dead letters, with the reason."""
+
+    async def apply(event: Event, uow: UnitOfWork) -> None:
+        try:
+            await handler(event, uow)
+        except domain.LedgerError as error:
+            raise Rejected(f"{event.event_name}: {error}")
+
+    return apply
 
 
 def make_handlers(rng: random.Random) -> dict[str, Handler]:
@@ -157,9 +167,9 @@ def make_handlers(rng: random.Random) -> dict[str, Handler]:
         "AccountUpdated": on_account_updated,
         "AccountRoleChanged": on_account_role_changed,
         "AccountDeactivated": on_account_deactivated,
-        "TaskCreated": on_task_created,
-        "TaskAssigned": on_task_assigned,
-        "TaskCompleted": on_task_completed,
+        "TaskCreated": _rejecting_bad_money(on_task_created),
+        "TaskAssigned": _rejecting_bad_money(on_task_assigned),
+        "TaskCompleted": _rejecting_bad_money(on_task_completed),
     }
 
 
