@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 READ_ONLY = "ates_read_only"
+
+# Which databases' write turn the current task holds (write_turn is re-entrant per task).
+_holding: ContextVar[frozenset[int]] = ContextVar("ates_write_turns", default=frozenset())
 
 
 class Database:
@@ -53,6 +57,28 @@ class Database:
             self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
         )
         self.outbox_signal = asyncio.Event()
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+
+    @asynccontextmanager
+    async def write_turn(self) -> AsyncIterator[None]:
+        """Wait for this process's turn to write (SQLite only; a no-op on PostgreSQL).
+
+        SQLite has one writer at a time. Without this, the tasks of one process that want
+        to write would all sleep in SQLite's busy handler, which serves no one in order and
+        can miss the short gap between two transactions of a long job (a shuffle's
+        batches): a request could wait seconds. ``asyncio.Lock`` queues them first come,
+        first served; other processes (the CLI) still meet the busy timeout. Re-entrant
+        within one task."""
+        lock = self._write_lock
+        if lock is None or id(self) in _holding.get():
+            yield
+            return
+        async with lock:
+            token = _holding.set(_holding.get() | {id(self)})
+            try:
+                yield
+            finally:
+                _holding.reset(token)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:

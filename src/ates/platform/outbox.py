@@ -90,7 +90,7 @@ class OutboxRelay:
                 rows = (await session.execute(query)).all()
             if rows:
                 await self._publish(rows)
-                async with self.db.sessions() as session, session.begin():
+                async with self.db.write_turn(), self.db.sessions() as session, session.begin():
                     await self._mark_sent(session, rows)
         else:
             async with self.db.sessions() as session, session.begin():

@@ -36,8 +36,14 @@ class UnitOfWork:
         return self._session
 
     async def __aenter__(self) -> UnitOfWork:
-        self._session = self._db.sessions()
-        await self._session.begin()
+        self._turn = self._db.write_turn()
+        await self._turn.__aenter__()
+        try:
+            self._session = self._db.sessions()
+            await self._session.begin()
+        except BaseException:
+            await self._turn.__aexit__(None, None, None)
+            raise
         return self
 
     async def __aexit__(
@@ -49,7 +55,10 @@ class UnitOfWork:
         # close() rolls back an uncommitted transaction without expiring what was loaded,
         # so read results stay usable after the block.
         session, self._session = self.session, None
-        await session.close()
+        try:
+            await session.close()
+        finally:
+            await self._turn.__aexit__(None, None, None)
 
     async def emit(
         self,
