@@ -109,6 +109,36 @@ def migrate(
     run(_main())
 
 
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def bench(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None, typer.Argument(help="A benchmark in bench/; list if omitted.")
+    ] = None,
+    root: Annotated[Path, typer.Option(help="The aTES checkout holding bench/.")] = Path("."),
+) -> None:
+    """Run a benchmark kept in the repository's bench/ folder (extra options pass through).
+
+    Figures and how they were measured: docs/benchmarks.md."""
+    import subprocess
+    import sys
+
+    folder = root / "bench"
+    scripts = sorted(p.stem for p in folder.glob("*.py") if not p.stem.endswith("_server"))
+    if not scripts:
+        fail(f"no benchmarks in {folder.resolve()}: run from an aTES checkout or pass --root")
+    if name is None:
+        for script in scripts:
+            console.print(script)
+        return
+    if name not in scripts:
+        fail(f"unknown benchmark {name!r}: one of {', '.join(scripts)}")
+    result = subprocess.run([sys.executable, str(folder / f"{name}.py"), *ctx.args])
+    raise typer.Exit(result.returncode)
+
+
 # --- schemas ----------------------------------------------------------------------------
 
 LOCK_FILE = "registry.lock"
