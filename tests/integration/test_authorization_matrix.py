@@ -16,10 +16,12 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from ates.platform.security import API_AUDIENCE, ROLES
 from ates.platform.service import create_app
 from ates.services.auth.models import Person
 from ates.services.auth.passwords import hash_password
+from ates.services.billing import ledger
 from ates.services.registry import spec
 from ates.services.tasks.handlers import CreateTask, create_task
 from tests.support import ISSUER, Harness, TokenFactory, make_settings, service_harness
@@ -169,9 +172,44 @@ TASKS = Table(
     },
 )
 
-# --- billing (to be filled as its routes land; DESIGN.md §4) -----------------------------
+# --- billing -----------------------------------------------------------------------------
 
-BILLING = Table(routes={})
+ACCOUNTING = frozenset({"admin", "accountant"})
+
+
+async def _billing_accounts(harness: Harness, ctx: Ctx) -> None:
+    task = str(uuid.uuid4())
+    async with harness.runtime.uow() as uow:
+        for public_id in ctx.people.values():
+            await ledger.person_account_id(uow.session, public_id)
+        await ledger.priced_task(uow, task, random.Random(1), datetime.now(UTC))
+        await uow.commit()
+    ctx.data["task"] = task
+    ctx.data["today"] = datetime.now(UTC).date().isoformat()
+
+
+def _worker_account(ctx: Ctx) -> dict[str, str]:
+    return {"owner_public_id": ctx.people["worker"]}
+
+
+BILLING = Table(
+    setup=_billing_accounts,
+    routes={
+        ("GET", "/api/accounts/me"): Case(EVERYONE),
+        ("GET", "/api/accounts/me/transactions"): Case(EVERYONE),
+        ("GET", "/api/accounts/{owner_public_id}"): Case(ACCOUNTING, path=_worker_account),
+        ("GET", "/api/accounts/{owner_public_id}/transactions"): Case(
+            ACCOUNTING, path=_worker_account
+        ),
+        ("GET", "/api/dashboard"): Case(ACCOUNTING, query=lambda ctx: {"days": "7"}),
+        ("GET", "/api/tasks/{task_public_id}/price"): Case(
+            EVERYONE, path=lambda ctx: {"task_public_id": ctx.data["task"]}
+        ),
+        ("POST", "/api/days/{day}/close"): Case(
+            ACCOUNTING, path=lambda ctx: {"day": ctx.data["today"]}
+        ),
+    },
+)
 
 # --- analytics (DESIGN.md §4: admins only) ------------------------------------------------
 
