@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,11 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> Database:
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
     database = Database(f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}")
     await migrations.upgrade("auth", database)
-    return database
+    yield database
+    await database.dispose()  # an engine left open outlives its event loop
 
 
 def _person() -> dict[str, str]:
@@ -98,7 +100,6 @@ async def test_relay_wakes_on_commit_and_rows_wait_while_broker_is_down(
     finally:
         relay_task.cancel()
         await broker.close()
-        await db.dispose()
 
 
 async def _has(recorder: Recorder, event_id: str) -> bool:
