@@ -1,0 +1,417 @@
+"""The production topology as real processes, for e2e tests (docs/operations.md).
+
+What ``docker-compose.yml`` deploys, on this machine's servers instead of containers:
+one fresh PostgreSQL database per service (``ates_flow_<hex>_<service>``), one fresh
+RabbitMQ virtual host (``ates-flow-<hex>``), ``ates migrate`` once, then every service as
+its own ``python -m ates serve SERVICE --no-migrate`` process — two each of ``tasks`` and
+``billing``. Every setting goes through the environment only.
+
+The second process of a scaled service listens on a port of another ``ATES_PORT_BASE``
+but is told the same public URLs (``ATES_AUTH_URL``, ``ATES_TASKS_URL``, …) as the first:
+tokens name auth's public URL as their issuer, and every process fetches auth's keys
+from there, as replicas behind one proxy would.
+
+Everything is removed afterwards: processes (SIGTERM, then kill if one hangs),
+databases (``DROP … WITH (FORCE)``), the virtual host with its queues and streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from collections.abc import Set as AbstractSet
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import httpx
+
+from ates.config import PORT_OFFSETS, SERVICES
+from ates.platform.embedded_nats import port_is_free
+from ates.services.auth.password_login import password_login
+from tests.backends import (
+    database_dsn,
+    rabbitmqctl,
+    sqlalchemy_url,
+    vhost_url,
+    wait_for_rabbitmq,
+)
+
+PUBLIC = ("auth", "tasks", "billing", "analytics")  # services with a public URL
+START_SECONDS = 120.0
+STOP_SECONDS = 30.0
+
+
+def _ephemeral_ports() -> range:
+    """The ports the kernel hands out to outgoing connections (Linux; a usual default
+    elsewhere). A service must not listen in that range: its port could be taken, between
+    our check and its bind, by one of the many connections the other processes open."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
+def free_port_base(avoid: AbstractSet[int] = frozenset()) -> int:
+    """A base N with N … N+4 free (one port per service), outside the ephemeral range
+    and none of them in ``avoid``."""
+    ephemeral = _ephemeral_ports()
+    rng = random.Random()
+    while True:
+        base = rng.randrange(10_000, 60_000, 10)
+        ports = {base + offset for offset in PORT_OFFSETS.values()}
+        if any(p in ephemeral for p in ports) or ports & avoid:
+            continue
+        if all(port_is_free(p) for p in ports):
+            return base
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any ``ATES_*`` (a developer's shell must not
+    leak into the system under test), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATES_")}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class ServiceProcess:
+    """One ``ates serve`` process and everything it printed (stdout and stderr)."""
+
+    service: str
+    replica: int
+    port: int
+    process: subprocess.Popen[str]
+    output: list[str] = field(default_factory=list)
+    _drain: threading.Thread | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}-{self.replica}"
+
+    @property
+    def url(self) -> str:
+        """Where this very process listens (not the public URL of its service)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def drain(self) -> None:
+        """Read the output as it comes: a pipe nobody reads fills up and blocks the
+        service on its next print (notifications prints a line per message)."""
+        stdout = self.process.stdout
+        assert stdout is not None
+
+        def _read() -> None:
+            for line in stdout:
+                self.output.append(line.rstrip())
+
+        self._drain = threading.Thread(target=_read, name=f"{self.name}-output", daemon=True)
+        self._drain.start()
+
+    def text(self) -> str:
+        return "\n".join(self.output)
+
+    def wait(self, timeout: float = STOP_SECONDS) -> int:
+        """The exit code; a process that does not end in time is killed (and reported as
+        killed: a negative code)."""
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait(timeout=10)
+            self.output.append(f"[test] {self.name} did not stop within {timeout}s: killed")
+        if self._drain is not None:
+            self._drain.join(timeout=10)
+        return code
+
+
+@dataclass
+class Production:
+    """The running topology: its environment, its processes, its people."""
+
+    env: dict[str, str]
+    workdir: Path
+    databases: dict[str, str]  # service -> database name
+    vhost: str
+    processes: list[ServiceProcess] = field(default_factory=list)
+    passwords: dict[str, str] = field(default_factory=dict)  # username -> password
+
+    # --- processes ------------------------------------------------------------------------
+
+    def start(self, service: str, replica: int, port_base: int) -> ServiceProcess:
+        """``python -m ates serve SERVICE --no-migrate`` with this topology's environment,
+        listening at ``port_base`` + the service's offset."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ates", "serve", service, "--no-migrate"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            cwd=self.workdir,
+            env={**self.env, "ATES_PORT_BASE": str(port_base)},
+        )
+        started = ServiceProcess(service, replica, port_base + PORT_OFFSETS[service], process)
+        started.drain()
+        self.processes.append(started)
+        return started
+
+    def replicas(self, service: str) -> list[ServiceProcess]:
+        return [p for p in self.processes if p.service == service]
+
+    def urls(self, service: str) -> list[str]:
+        """The address of every process of ``service``, first replica first."""
+        return [p.url for p in self.replicas(service)]
+
+    def url(self, service: str) -> str:
+        """The public URL of ``service`` (its first process)."""
+        return self.urls(service)[0]
+
+    async def wait_healthy(self, timeout: float = START_SECONDS) -> None:
+        """Until every process answers ``GET /healthz`` with 200; a process that exits
+        meanwhile fails at once, with what it printed."""
+        deadline = time.monotonic() + timeout
+        pending = list(self.processes)
+        async with httpx.AsyncClient(timeout=2) as http:
+            while pending:
+                for proc in list(pending):
+                    if proc.process.poll() is not None:
+                        raise AssertionError(
+                            f"{proc.name} exited with {proc.process.returncode}:\n{proc.text()}"
+                        )
+                    try:
+                        answer = await http.get(f"{proc.url}/healthz")
+                    except httpx.HTTPError:
+                        continue
+                    if answer.status_code == 200:
+                        pending.remove(proc)
+                if not pending:
+                    return
+                if time.monotonic() > deadline:
+                    late = ", ".join(p.name for p in pending)
+                    raise AssertionError(f"not healthy after {timeout:.0f}s: {late}")
+                await asyncio.sleep(0.2)
+
+    def stop(self) -> dict[str, int]:
+        """SIGTERM to every process still running, then each one's exit code by name."""
+        for proc in self.processes:
+            if proc.process.poll() is None:
+                proc.process.send_signal(signal.SIGTERM)
+        return {proc.name: proc.wait() for proc in self.processes}
+
+    def output(self, tail: int | None = None) -> str:
+        """What every process printed (the last ``tail`` lines of each), each line prefixed
+        with its process's name, and how each process stands."""
+        lines = []
+        for p in self.processes:
+            code = p.process.poll()
+            state = "running" if code is None else f"exited with {code}"
+            shown = p.output[-tail:] if tail else p.output
+            lines.append(f"--- {p.name} ({state}), {len(p.output)} lines, last {len(shown)}:")
+            lines += [f"{p.name}| {line}" for line in shown]
+        return "\n".join(lines)
+
+    # --- the command line -----------------------------------------------------------------
+
+    async def ates(
+        self, *args: str, timeout: float = 120, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``python -m ates ARGS`` with this topology's environment."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ates",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
+            cwd=self.workdir,
+            env={**self.env, "COLUMNS": "200"},
+        )
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), timeout)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise AssertionError(f"ates {' '.join(args)} took more than {timeout}s")
+        done = subprocess.CompletedProcess(
+            ["ates", *args], process.returncode or 0, out.decode(), err.decode()
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"ates {' '.join(args)} exited {done.returncode}:\n{done.stdout}{done.stderr}"
+            )
+        return done
+
+    async def create_person(self, username: str, role: str) -> None:
+        """``ates users create`` (auth's database; its outbox holds the AccountCreated
+        until auth's relay publishes it)."""
+        password = f"pw-{uuid.uuid4().hex[:16]}"
+        await self.ates("users", "create", username, "--role", role, "--password", password)
+        self.passwords[username] = password
+
+    def token(self, username: str) -> str:
+        """An access token got the way ``ates token`` gets one (PKCE flow of
+        ``ates-cli``, login form filled in) from auth's public URL."""
+        answer = password_login(self.url("auth"), username, self.passwords[username])
+        return str(answer["access_token"])
+
+    # --- the databases --------------------------------------------------------------------
+
+    def database_url(self, service: str) -> str:
+        return self.env[f"ATES_{service.upper()}_DATABASE_URL"]
+
+    async def query(self, service: str, sql: str, *args: object) -> list[asyncpg.Record]:
+        """Read a service's database directly (for what no API shows: dead letters, the
+        outbox of events a service produced)."""
+        dsn = self.database_url(service).replace("postgresql+asyncpg://", "postgresql://", 1)
+        connection = await asyncpg.connect(dsn)
+        try:
+            return list(await connection.fetch(sql, *args))
+        finally:
+            await connection.close()
+
+
+def topology_env(
+    *,
+    broker_url: str,
+    database_urls: Mapping[str, str],
+    port_base: int,
+    data_dir: Path,
+) -> dict[str, str]:
+    """The environment of every process and command of one topology."""
+    env = clean_env(
+        ATES_BROKER_URL=broker_url,
+        ATES_SECRET_KEY=uuid.uuid4().hex + uuid.uuid4().hex,
+        ATES_PORT_BASE=str(port_base),
+        ATES_DATA_DIR=str(data_dir),
+        ATES_OUTBOX_POLL_SECONDS="0.3",
+    )
+    for service, url in database_urls.items():
+        env[f"ATES_{service.upper()}_DATABASE_URL"] = url
+    for service in PUBLIC:
+        env[f"ATES_{service.upper()}_URL"] = f"http://127.0.0.1:{port_base + PORT_OFFSETS[service]}"
+    return env
+
+
+@asynccontextmanager
+async def production(
+    postgres_dsn: str, rabbitmq_server: str, workdir: Path
+) -> AsyncIterator[Production]:
+    """Fresh databases and virtual host, migrated; no service started yet (see
+    :func:`start_all`). Everything is stopped and removed on exit."""
+    tag = uuid.uuid4().hex[:12]
+    vhost = f"ates-flow-{tag}"
+    names = {service: f"ates_flow_{tag}_{service}" for service in SERVICES}
+    created: list[str] = []
+    vhost_made = False
+    topology: Production | None = None
+    try:
+        maintenance = await asyncpg.connect(postgres_dsn)
+        try:
+            for name in names.values():
+                await maintenance.execute(f'CREATE DATABASE "{name}"')
+                created.append(name)
+        finally:
+            await maintenance.close()
+        await rabbitmqctl("add_vhost", vhost)
+        vhost_made = True
+        user = urlsplit(rabbitmq_server).username or "guest"
+        await rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+
+        data_dir = workdir / "data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        env = topology_env(
+            broker_url=vhost_url(rabbitmq_server, vhost),
+            database_urls={
+                s: sqlalchemy_url(database_dsn(postgres_dsn, n)) for s, n in names.items()
+            },
+            port_base=free_port_base(),
+            data_dir=data_dir,
+        )
+        topology = Production(env=env, workdir=workdir, databases=names, vhost=vhost)
+        await topology.ates("migrate")
+        yield topology
+    finally:
+        if topology is not None:
+            topology.stop()  # idempotent: what the test stopped already is only waited for
+        if vhost_made:
+            await wait_for_rabbitmq(rabbitmq_server)  # another test may be restarting it
+            await rabbitmqctl("delete_vhost", vhost)
+        if created:
+            maintenance = await asyncpg.connect(postgres_dsn)
+            try:
+                for name in created:
+                    await maintenance.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await maintenance.close()
+
+
+SCALED: Mapping[str, int] = {"tasks": 2, "billing": 2}  # processes per scaled-out service
+
+
+def start_all(topology: Production, scaled: Mapping[str, int] = SCALED) -> None:
+    """Every service as its own process; ``scaled`` services get more processes, each
+    further one on a port base of its own but with the same public URLs."""
+    first = int(topology.env["ATES_PORT_BASE"])
+    taken = {first + offset for offset in PORT_OFFSETS.values()}
+    for service in SERVICES:
+        topology.start(service, 1, first)
+    for replica in range(2, max(scaled.values(), default=1) + 1):
+        base = free_port_base(avoid=taken)
+        taken |= {base + offset for offset in PORT_OFFSETS.values()}
+        for service, count in scaled.items():
+            if replica <= count:
+                topology.start(service, replica, base)
+
+
+class Api:
+    """The public HTTP API of a topology, called as one person or another, at one process
+    or another (each request names the process's address)."""
+
+    def __init__(self, topology: Production, http: httpx.AsyncClient) -> None:
+        self.topology = topology
+        self.http = http
+        self._tokens: dict[str, str] = {}
+
+    async def token(self, username: str) -> str:
+        if username not in self._tokens:
+            self._tokens[username] = await asyncio.to_thread(self.topology.token, username)
+        return self._tokens[username]
+
+    async def call(
+        self,
+        username: str,
+        method: str,
+        url: str,
+        path: str,
+        *,
+        expect: tuple[int, ...] = (200,),
+        **kw: Any,
+    ) -> httpx.Response:
+        """One request as ``username``; an answer not in ``expect`` fails the test with the
+        service's explanation. An expired token is renewed once."""
+        for attempt in (1, 2):
+            headers = {"Authorization": f"Bearer {await self.token(username)}"}
+            response = await self.http.request(method, url + path, headers=headers, **kw)
+            if response.status_code == 401 and attempt == 1 and 401 not in expect:
+                self._tokens.pop(username, None)
+                continue
+            break
+        assert response.status_code in expect, (
+            f"{method} {url}{path} as {username}: HTTP {response.status_code} {response.text}"
+        )
+        return response
+
+    async def json(self, username: str, method: str, url: str, path: str, **kw: Any) -> Any:
+        return (await self.call(username, method, url, path, **kw)).json()
