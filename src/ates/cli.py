@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -86,6 +87,11 @@ def serve(
         lifespan="on",
         proxy_headers=True,
     )
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the caught signal again
+    # under the handler it found. With the default handler the process would die of the
+    # signal (exit 143) after a clean stop; a no-op handler lets it exit 0.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: None)
     uvicorn.Server(config).run()
 
 

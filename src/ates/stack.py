@@ -136,7 +136,8 @@ def wait_healthy(settings: Settings, children: list[Child], timeout: float = 60)
         raise StackError(f"not healthy after {timeout}s: {', '.join(sorted(pending))}")
 
 
-def stop_services(children: list[Child], timeout: float = 15) -> None:
+def stop_services(children: list[Child], timeout: float = 15) -> list[str]:
+    """SIGTERM every service, wait, kill what hangs; returns what did not stop cleanly."""
     for child in children:
         if child.process.poll() is None:
             child.process.send_signal(signal.SIGTERM)
@@ -147,6 +148,11 @@ def stop_services(children: list[Child], timeout: float = 15) -> None:
         except subprocess.TimeoutExpired:
             child.process.kill()
             child.process.wait()
+    return [
+        f"{child.service} exited with {child.process.returncode}"
+        for child in children
+        if child.process.returncode != 0
+    ]
 
 
 def run_stack(settings: Settings, echo: object = print) -> int:
@@ -188,7 +194,8 @@ def run_stack(settings: Settings, echo: object = print) -> int:
         return 0
     finally:
         say("stopping…")
-        stop_services(children)
+        for problem in stop_services(children):
+            say(f"warning: {problem}")
         if nats is not None:
             nats.stop()
         for sig, handler in previous.items():

@@ -18,8 +18,6 @@ databases (``DROP … WITH (FORCE)``), the virtual host with its queues and stre
 from __future__ import annotations
 
 import asyncio
-import os
-import random
 import signal
 import subprocess
 import sys
@@ -27,7 +25,6 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from collections.abc import Set as AbstractSet
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +35,6 @@ import asyncpg
 import httpx
 
 from ates.config import PORT_OFFSETS, SERVICES
-from ates.platform.embedded_nats import port_is_free
 from ates.services.auth.password_login import password_login
 from tests.backends import (
     database_dsn,
@@ -47,43 +43,11 @@ from tests.backends import (
     vhost_url,
     wait_for_rabbitmq,
 )
+from tests.e2e.stack import clean_env, free_port_base
 
 PUBLIC = ("auth", "tasks", "billing", "analytics")  # services with a public URL
 START_SECONDS = 120.0
 STOP_SECONDS = 30.0
-
-
-def _ephemeral_ports() -> range:
-    """The ports the kernel hands out to outgoing connections (Linux; a usual default
-    elsewhere). A service must not listen in that range: its port could be taken, between
-    our check and its bind, by one of the many connections the other processes open."""
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return range(int(low), int(high) + 1)
-    except (OSError, ValueError):
-        return range(32768, 61000)
-
-
-def free_port_base(avoid: AbstractSet[int] = frozenset()) -> int:
-    """A base N with N … N+4 free (one port per service), outside the ephemeral range
-    and none of them in ``avoid``."""
-    ephemeral = _ephemeral_ports()
-    rng = random.Random()
-    while True:
-        base = rng.randrange(10_000, 60_000, 10)
-        ports = {base + offset for offset in PORT_OFFSETS.values()}
-        if any(p in ephemeral for p in ports) or ports & avoid:
-            continue
-        if all(port_is_free(p) for p in ports):
-            return base
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any ``ATES_*`` (a developer's shell must not
-    leak into the system under test), plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATES_")}
-    env.update(extra)
-    return env
 
 
 @dataclass

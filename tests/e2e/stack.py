@@ -3,29 +3,52 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from ates.platform.embedded_nats import free_port, port_is_free
+from ates.config import PORT_OFFSETS
+from ates.platform.embedded_nats import port_is_free
 
 SERVICES = ("auth", "tasks", "billing", "analytics", "notifications")
 
 
-def free_port_base() -> int:
+def _ephemeral_ports() -> range:
+    """The ports the kernel hands out to outgoing connections (Linux; a usual default
+    elsewhere). A service must not listen in that range: its port could be taken, between
+    our check and its bind, by one of the many connections the other processes open."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
+def free_port_base(avoid: AbstractSet[int] = frozenset()) -> int:
+    """A base N with N … N+4 free (one port per service), outside the ephemeral range
+    and none of them in ``avoid``."""
+    ephemeral = _ephemeral_ports()
+    rng = random.Random()
     while True:
-        base = free_port()
-        if base < 60000 and all(port_is_free(base + i) for i in range(len(SERVICES))):
+        base = rng.randrange(10_000, 60_000, 10)
+        ports = {base + offset for offset in PORT_OFFSETS.values()}
+        if any(p in ephemeral for p in ports) or ports & avoid:
+            continue
+        if all(port_is_free(p) for p in ports):
             return base
 
 
 def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any ``ATES_*`` (a developer's shell must not
+    leak into the system under test), plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATES_")}
     env.update(extra)
     return env

@@ -73,6 +73,7 @@ def test_up_serves_everything_stops_cleanly_and_resumes(tmp_path: Path) -> None:
         out = stack.stop()
     assert stack.process.returncode == 0, out
     assert "stopped." in out
+    assert "warning:" not in out, out  # every service exited 0 on SIGTERM
     assert not _nats_processes(data_dir), "nats-server was left running"
     for offset in range(5):
         assert port_is_free(base + offset)
