@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -167,12 +168,12 @@ async def running(runtime: Runtime, *, messaging: bool = True) -> AsyncIterator[
     """Start the background side of a service process; stop it cleanly on exit."""
     for job in runtime.spec.on_startup:
         await job(runtime)
-    tasks: list[asyncio.Task[None]] = []
+    jobs: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
     if messaging:
-        tasks.append(asyncio.create_task(run_messaging(runtime), name="messaging"))
-    tasks += [asyncio.create_task(job(runtime)) for job in runtime.spec.background]
-    for task in tasks:
-        task.add_done_callback(_log_failure)
+        jobs.append(("messaging", lambda: run_messaging(runtime)))
+    for job in runtime.spec.background:
+        jobs.append((job.__name__, functools.partial(job, runtime)))
+    tasks = [asyncio.create_task(supervised(name, start), name=name) for name, start in jobs]
     try:
         yield runtime
     finally:
@@ -184,10 +185,27 @@ async def running(runtime: Runtime, *, messaging: bool = True) -> AsyncIterator[
         await runtime.db.dispose()
 
 
-def _log_failure(task: asyncio.Task[None]) -> None:
-    """A background task that dies must say so: nothing else would notice."""
-    if not task.cancelled() and task.exception() is not None:
-        log.error("service.background_failed", task=task.get_name(), exc_info=task.exception())
+async def supervised(
+    name: str,
+    start: Callable[[], Coroutine[Any, Any, None]],
+    *,
+    first_delay: float = 1.0,
+    max_delay: float = 30,
+) -> None:
+    """Run a background job for the life of the process: one that dies (a bug, a lost
+    connection that escaped its own retries) is logged and started again, with growing
+    delays, instead of leaving a service that answers HTTP but no longer consumes."""
+    delay = first_delay
+    while True:
+        try:
+            await start()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("service.background_failed", task=name, restart_in=delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay)
 
 
 def create_app(
