@@ -61,15 +61,26 @@ async def _resolve(db: Database, letter_id: int, status: str, error: str | None 
 
 
 async def replay(consumer: EventConsumer, letter_id: int) -> str:
-    """Apply a dead letter again through the consumer's inbox. Returns what happened."""
+    """Apply a dead letter again with ``consumer``'s handlers, through the inbox of the
+    consumer that dead-lettered it (the letter's ``consumer``: a replayable service's
+    generation keeps an inbox of its own). Returns what happened."""
     letter = await get_dead_letter(consumer.db, letter_id)
     if letter is None:
         raise LookupError(f"no dead letter {letter_id}")
     if letter.status != "pending":
         raise ValueError(f"dead letter {letter_id} is already {letter.status}")
+    own_inbox = EventConsumer(
+        consumer.service,
+        consumer.db,
+        consumer.handlers,
+        consumer.registry,
+        max_deliveries=consumer.max_deliveries,
+        backoff_seconds=consumer.backoff_seconds,
+        inbox_name=letter.consumer,
+    )
     try:
         event = consumer.registry.upcast(Event.from_json(letter.payload))
-        applied = await consumer.apply(event)
+        applied = await own_inbox.apply(event)
     except Exception as error:
         await _resolve(consumer.db, letter_id, "pending", error=f"replay failed: {error!r}")
         raise
