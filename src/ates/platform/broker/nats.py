@@ -72,6 +72,7 @@ class NatsBroker(Broker):
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._reconnects = 0
+        self._closing = False
         self._known_streams: set[str] = set()
 
     # --- connection -----------------------------------------------------------------
@@ -79,6 +80,7 @@ class NatsBroker(Broker):
     async def connect(self) -> None:
         if self._nc is not None and self._nc.is_connected:
             return
+        self._closing = False
         try:
             self._nc = await nats.connect(
                 self.url,
@@ -96,6 +98,7 @@ class NatsBroker(Broker):
         self._js = self._nc.jetstream(timeout=self._publish_timeout)
 
     async def close(self) -> None:
+        self._closing = True
         if self._nc is not None:
             # Not drain(): it waits up to 30 s on pull subscriptions. Every publish we
             # care about was confirmed already; flush sends the acks still buffered.
@@ -110,7 +113,8 @@ class NatsBroker(Broker):
         log.info("broker.reconnected", url=self.url)
 
     async def _on_disconnected(self) -> None:
-        log.warning("broker.disconnected", url=self.url)
+        if not self._closing:  # our own close() is no news
+            log.warning("broker.disconnected", url=self.url)
 
     async def _on_error(self, error: Exception) -> None:
         log.warning("broker.error", error=str(error))
