@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 
 import pytest
 
@@ -11,7 +11,6 @@ from ates.services.notifications.domain import (
     Recipient,
     TaskRef,
     assignment_messages,
-    is_newer,
     payout_messages,
 )
 from ates.services.notifications.notifier import RecordingNotifier, StdoutNotifier
@@ -49,12 +48,6 @@ def test_a_payout_is_one_email_with_the_amount_and_the_day() -> None:
         "[email] to Polly Parrot <polly@example.com>: "
         "Polly Parrot, you were paid 25.05 $ for 2026-11-25."
     )
-
-
-def test_an_older_profile_never_replaces_a_newer_one() -> None:
-    now = datetime(2026, 3, 3, tzinfo=UTC)
-    assert is_newer(now, None) and is_newer(now, now)
-    assert not is_newer(now - timedelta(seconds=1), now)
 
 
 async def test_the_stdout_notifier_prints_one_line_per_message(

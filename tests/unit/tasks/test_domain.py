@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,7 +17,6 @@ from ates.services.tasks.domain import (
     check_jira_id,
     check_title,
     draw_assignees,
-    is_newer,
 )
 
 
@@ -68,14 +66,6 @@ def test_assignees_are_drawn_from_the_workers_uniformly_with_repeats() -> None:
 def test_drawing_without_workers_is_refused() -> None:
     with pytest.raises(NoActiveWorker):
         draw_assignees([], 1)
-
-
-def test_an_older_fact_never_replaces_a_newer_one() -> None:
-    now = datetime(2026, 3, 3, 12, tzinfo=UTC)
-    assert is_newer(now, None)
-    assert is_newer(now, now - timedelta(microseconds=1))
-    assert is_newer(now, now)  # same instant: the later arrival wins
-    assert not is_newer(now - timedelta(seconds=1), now)
 
 
 def test_an_assignment_is_the_data_of_a_task_assigned_event() -> None:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from ates.platform.consumer import Handler, Rejected
 from ates.platform.events import Event
+from ates.platform.events.ordering import is_newer
 from ates.platform.uow import UnitOfWork
 from ates.services.billing import domain, ledger
 from ates.services.billing.models import Account, Transaction
@@ -27,20 +28,14 @@ async def _person(uow: UnitOfWork, owner_public_id: str) -> Account:
     return await ledger.person_account(uow.session, owner_public_id)
 
 
-def _newer(event: Event, known: datetime | None) -> bool:
-    """Account events may arrive out of order: each fact keeps the time it was true at,
-    and an older event does not overwrite a newer fact."""
-    return known is None or event.event_time >= known
-
-
 def _set_profile(account: Account, event: Event) -> None:
     data = event.data
-    if _newer(event, account.profile_at):
+    if is_newer(event.event_time, account.profile_at):
         account.owner_name = data["full_name"]
         account.owner_email = data["email"]
         account.owner_username = data["username"]
         account.profile_at = event.event_time
-    if _newer(event, account.role_at):
+    if is_newer(event.event_time, account.role_at):
         account.owner_role = data["role"]
         account.role_at = event.event_time
 
@@ -52,14 +47,14 @@ async def on_account_created(event: Event, uow: UnitOfWork) -> None:
 async def on_account_updated(event: Event, uow: UnitOfWork) -> None:
     account = await _person(uow, event.data["public_id"])
     _set_profile(account, event)
-    if _newer(event, account.active_at):
+    if is_newer(event.event_time, account.active_at):
         account.active = bool(event.data["active"])
         account.active_at = event.event_time
 
 
 async def on_account_role_changed(event: Event, uow: UnitOfWork) -> None:
     account = await _person(uow, event.data["public_id"])
-    if _newer(event, account.role_at):
+    if is_newer(event.event_time, account.role_at):
         account.owner_role = event.data["new_role"]
         account.role_at = event.event_time
 
@@ -67,7 +62,7 @@ async def on_account_role_changed(event: Event, uow: UnitOfWork) -> None:
 async def on_account_deactivated(event: Event, uow: UnitOfWork) -> None:
     # The account stays open: money already earned is still paid out at the day's end.
     account = await _person(uow, event.data["public_id"])
-    if _newer(event, account.active_at):
+    if is_newer(event.event_time, account.active_at):
         account.active = False
         account.active_at = event.event_time
 

@@ -6,7 +6,7 @@ Nothing is really sent: each message becomes one line on stdout (see ``notifier`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Final
 
 from ates.platform.money import format_cents
@@ -74,9 +74,3 @@ def payout_messages(person: Recipient, amount_cents: int, day: date) -> list[Mes
     """B7: the day's payout, by email."""
     text = f"{person.name}, you were paid {format_cents(amount_cents)} for {day.isoformat()}."
     return [Message(EMAIL, person.address(EMAIL), text)]
-
-
-def is_newer(event_time: datetime, known: datetime | None) -> bool:
-    """Whether an event stamped ``event_time`` replaces a fact set at ``known`` (account
-    events may arrive out of order; an older one never overwrites a newer one)."""
-    return known is None or event_time >= known

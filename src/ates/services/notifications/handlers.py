@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import select
 
 from ates.platform.events import Event
+from ates.platform.events.ordering import is_newer
 from ates.platform.uow import UnitOfWork
-from ates.services.notifications.domain import PAYOUT, TASK_ASSIGNED, is_newer
+from ates.services.notifications.domain import PAYOUT, TASK_ASSIGNED
 from ates.services.notifications.models import Notice, Person, TaskCopy
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Final
 
 OPEN: Final = "open"
@@ -82,16 +81,6 @@ def draw_assignees(
 
 
 # --- the people copy --------------------------------------------------------------------
-
-
-def is_newer(event_time: datetime, known: datetime | None) -> bool:
-    """Whether a fact stamped ``event_time`` replaces what we hold (stamped ``known``).
-
-    Account events can arrive out of order, so each fact of a person (profile, role,
-    active) keeps the time of the event that set it, and an older event never overwrites
-    a newer one. Equal times: the later arrival wins (auth stamps one change per event).
-    """
-    return known is None or event_time >= known
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from ates.platform.events import Event
+from ates.platform.events.ordering import is_newer
 from ates.platform.uow import UnitOfWork
-from ates.services.tasks.domain import WORKER, is_newer
+from ates.services.tasks.domain import WORKER
 from ates.services.tasks.models import Person
 
 
