@@ -18,7 +18,7 @@ class Person(Base):
     """The tasks service's own copy of a person, kept from account events.
 
     Each fact carries the time of the event that set it (``*_at``), so a late, older
-    event cannot undo a newer one (see ``domain.is_newer``). A person we heard of only
+    event cannot undo a newer one (see ``is_newer``). A person we heard of only
     through a role change or deactivation is kept with the facts we have.
     """
 

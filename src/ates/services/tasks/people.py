@@ -1,7 +1,7 @@
 """The tasks service's copy of people, kept from auth's account events.
 
 Events may come late, twice or out of order. Each fact (profile, role, active) is set
-only by an event newer than the one that set it last (``domain.is_newer``); a person
+only by an event newer than the one that set it last (``is_newer``); a person
 first heard of through a role change or deactivation is kept with what we know.
 A duplicate is stopped earlier, by the inbox.
 """
