@@ -69,7 +69,7 @@ def serve(
     settings = load_settings(data_dir)
     if settings.broker_url is None:
         fail("ATES_BROKER_URL is not set: 'ates serve' needs a broker ('ates up' starts one)")
-    configure_logging("INFO", json=settings.environment == "production")
+    configure_logging(settings.log_level, json=settings.environment == "production")
     if migrate:
         from ates.platform import migrations
 

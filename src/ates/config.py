@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     analytics_url: str | None = None
 
     timezone: str = "UTC"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     secret_key: str = DEV_SECRET
     access_token_ttl_seconds: int = Field(default=300, ge=30, le=3600)
 

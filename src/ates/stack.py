@@ -99,6 +99,8 @@ def child_env(settings: Settings, broker_url: str) -> dict[str, str]:
         ATES_HOST=settings.host,
         ATES_TIMEZONE=settings.timezone,
     )
+    # the console belongs to the URLs, the logins and the notifications' lines
+    env.setdefault("ATES_LOG_LEVEL", "WARNING")
     return env
 
 
