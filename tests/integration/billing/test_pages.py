@@ -82,3 +82,7 @@ async def test_the_company_view_and_closing_a_day(
     refused = await billing.client.post("/days/close", data={"date": future}, follow_redirects=True)
     assert f"Not closed. {future} is in the future" in refused.text
     assert await feed.balance(worker) == 0
+    # days before the last close are shut too: a late movement goes to the next open day
+    earlier = (datetime.now(UTC).date() - timedelta(days=3)).isoformat()
+    view = await billing.client.get("/company")
+    assert re.search(rf'<tr data-day="{earlier}">(?:(?!</tr>).)*closed · nothing to pay', view.text, re.S)

@@ -15,7 +15,7 @@ from ates.platform.money import format_cents
 from ates.platform.pages import PageUser, page_roles
 from ates.platform.security import Principal
 from ates.platform.web import flash, render
-from ates.services.billing import days, domain, queries
+from ates.services.billing import days, domain, ledger, queries
 from ates.services.billing.api import RuntimeDep, today
 from ates.services.billing.models import Account
 
@@ -139,6 +139,7 @@ async def company(
     async with runtime.db.reader() as session:
         earnings = await queries.earnings_by_day(session, [now, *listed])
         closed = await queries.closed_days(session, listed)
+        closed_through = (await ledger.books(session, lock="none")).closed_through
         people = await queries.people(session, limit=PEOPLE_PAGE + 1, offset=offset)
     return render(
         request,
@@ -153,6 +154,8 @@ async def company(
                 "date": d,
                 "earnings": earnings[d],
                 "closed": closed.get(d),
+                # days up to the last close are shut even when nothing happened on them
+                "shut": closed_through is not None and d <= closed_through,
             }
             for d in listed
         ],
