@@ -85,4 +85,5 @@ async def test_the_company_view_and_closing_a_day(
     # days before the last close are shut too: a late movement goes to the next open day
     earlier = (datetime.now(UTC).date() - timedelta(days=3)).isoformat()
     view = await billing.client.get("/company")
-    assert re.search(rf'<tr data-day="{earlier}">(?:(?!</tr>).)*closed · nothing to pay', view.text, re.S)
+    row = rf'<tr data-day="{earlier}">(?:(?!</tr>).)*closed · nothing to pay'
+    assert re.search(row, view.text, re.S)
