@@ -68,24 +68,9 @@ class UnitOfWork:
         version: int | None = None,
         trace: str | None = None,
     ) -> Event:
-        version = version or self.registry.latest_version(event_name)
-        self.registry.validate(event_name, version, data)
-        event = Event(
-            event_name=event_name,
-            event_version=version,
-            data=data,
-            producer=self.producer,
-            trace=trace,
-        )
-        await self.session.execute(
-            insert(outbox).values(
-                event_id=str(event.event_id),
-                domain=self.registry.domain_of(event_name),
-                event_name=event_name,
-                payload=event.to_json(),
-                created_at=event.event_time,
-            )
-        )
+        """Validate ``data`` and write the event to the outbox in this transaction."""
+        event = self._event(event_name, data, version=version, trace=trace)
+        await self.session.execute(insert(outbox).values(self._outbox_row(event)))
         self.emitted.append(event)
         self._wrote_outbox = True
         return event
@@ -95,30 +80,43 @@ class UnitOfWork:
         if not items:
             return 0
         version = self.registry.latest_version(event_name)
-        domain = self.registry.domain_of(event_name)
         now = datetime.now(UTC)
-        rows = []
-        for data in items:
-            self.registry.validate(event_name, version, data)
-            event = Event(
-                event_name=event_name,
-                event_version=version,
-                data=data,
-                producer=self.producer,
-                event_time=now,
-            )
-            rows.append(
-                {
-                    "event_id": str(event.event_id),
-                    "domain": domain,
-                    "event_name": event_name,
-                    "payload": event.to_json(),
-                    "created_at": now,
-                }
-            )
+        rows = [
+            self._outbox_row(self._event(event_name, data, version=version, event_time=now))
+            for data in items
+        ]
         await self.session.execute(insert(outbox), rows)
         self._wrote_outbox = True
         return len(rows)
+
+    def _event(
+        self,
+        event_name: str,
+        data: dict[str, Any],
+        *,
+        version: int | None = None,
+        trace: str | None = None,
+        event_time: datetime | None = None,
+    ) -> Event:
+        version = version or self.registry.latest_version(event_name)
+        self.registry.validate(event_name, version, data)  # raises before anything is written
+        return Event(
+            event_name=event_name,
+            event_version=version,
+            data=data,
+            producer=self.producer,
+            trace=trace,
+            event_time=event_time or datetime.now(UTC),
+        )
+
+    def _outbox_row(self, event: Event) -> dict[str, Any]:
+        return {
+            "event_id": str(event.event_id),
+            "domain": self.registry.domain_of(event.event_name),
+            "event_name": event.event_name,
+            "payload": event.to_json(),
+            "created_at": event.event_time,
+        }
 
     async def commit(self) -> None:
         await self.session.commit()
