@@ -32,63 +32,24 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
+from _issuer import Issuer  # bench/_issuer.py (scripts run from bench/)
 from itsdangerous import TimestampSigner
-from joserfc import jwt
-from joserfc.jwk import ECKey, KeySet
 
 from ates.platform import migrations
 from ates.platform.db import Database
 from ates.platform.embedded_nats import EmbeddedNats, free_port
-from ates.platform.security import API_AUDIENCE
 
 BUCKET = 15 * 60
 SECRET = "bench-secret-key-not-for-production"
-
-
-class Issuer:
-    """A JWKS endpoint and admin tokens, as auth would serve and issue them."""
-
-    def __init__(self) -> None:
-        self.key = ECKey.generate_key("P-256", parameters={"kid": "bench", "use": "sig"})
-        jwks = json.dumps(KeySet([self.key]).as_dict(private=False)).encode()
-
-        class Jwks(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(jwks)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def token(self, role: str = "admin") -> str:
-        now = int(time.time())
-        claims = {
-            "iss": self.url,
-            "aud": API_AUDIENCE,
-            "sub": str(uuid.uuid4()),
-            "role": role,
-            "preferred_username": "bench",
-            "iat": now,
-            "exp": now + 3600,
-        }
-        return jwt.encode({"alg": "ES256", "kid": "bench"}, claims, self.key)
 
 
 def page_cookie(role: str = "admin") -> str:

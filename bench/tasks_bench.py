@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import json
 import os
 import shutil
 import signal
@@ -33,24 +32,20 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
-from joserfc import jwt
-from joserfc.jwk import ECKey, KeySet
+from _issuer import Issuer  # bench/_issuer.py (scripts run from bench/)
 from sqlalchemy import func, insert, select
 
 from ates.platform import migrations
 from ates.platform.db import Database
 from ates.platform.embedded_nats import EmbeddedNats, free_port
-from ates.platform.security import API_AUDIENCE
 from ates.platform.tables import outbox
 from ates.services.tasks.models import Person, Task
 
@@ -58,40 +53,6 @@ SERVER = Path(__file__).with_name("tasks_server.py")
 
 
 # --- identity: a JWKS and tokens, as auth would issue them -------------------------------
-
-
-class Issuer:
-    def __init__(self) -> None:
-        self.key = ECKey.generate_key("P-256", parameters={"kid": "bench", "use": "sig"})
-        jwks = json.dumps(KeySet([self.key]).as_dict(private=False)).encode()
-
-        class Jwks(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(jwks)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def headers(self, role: str, sub: str | None = None) -> dict[str, str]:
-        now = int(time.time())
-        claims = {
-            "iss": self.url,
-            "aud": API_AUDIENCE,
-            "sub": sub or str(uuid.uuid4()),
-            "role": role,
-            "preferred_username": role,
-            "iat": now,
-            "exp": now + 3600,
-        }
-        token = jwt.encode({"alg": "ES256", "kid": "bench"}, claims, self.key)
-        return {"Authorization": f"Bearer {token}"}
 
 
 # --- fixtures written straight into the tasks database -----------------------------------

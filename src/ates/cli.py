@@ -132,7 +132,11 @@ def bench(
     import sys
 
     folder = root / "bench"
-    scripts = sorted(p.stem for p in folder.glob("*.py") if not p.stem.endswith("_server"))
+    scripts = sorted(
+        p.stem
+        for p in folder.glob("*.py")
+        if not p.stem.startswith("_") and not p.stem.endswith("_server")
+    )
     if not scripts:
         fail(f"no benchmarks in {folder.resolve()}: run from an aTES checkout or pass --root")
     if name is None:
