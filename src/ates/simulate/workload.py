@@ -1,24 +1,4 @@
-"""``ates simulate``: fill a running aTES with a believable working day, for a demo.
-
-It is a client like any other: it uses only the public HTTP API (DESIGN.md §4), with
-tokens got the way ``ates token`` gets them (the ``ates-cli`` PKCE flow with the login
-form filled in), as the demo people whose passwords ``ates up`` wrote to
-``<data dir>/demo-logins.txt`` and as the workers it creates itself. In order:
-
-1. the admin creates ``workers`` new workers (``POST /api/users``) — their logins are
-   printed and appended to ``<data dir>/simulated-logins.txt`` — and it waits until their
-   ``AccountCreated`` has been taken in (see :func:`_wait_for_people`);
-2. random people create ``tasks`` tasks, each landing on a random worker;
-3. the manager presses Shuffle ``shuffles`` times;
-4. a ``complete_ratio`` share of the tasks is completed, each by its assignee;
-5. it waits until billing has booked every fee and reward of these tasks and, with
-   ``close_day``, closes today (paying out positive balances);
-6. it prints a summary: what it did, the money billing booked for it, and today's
-   management earnings as billing and analytics see them.
-
-Choices (names, titles, who creates what, which tasks get done) follow ``seed``; passwords
-never do.
-"""
+"""The simulated working day, step by step (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -26,8 +6,6 @@ import math
 import random
 import secrets
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,15 +13,15 @@ from typing import Any
 import httpx
 
 from ates.config import Settings
-from ates.platform.money import format_cents
-from ates.services.auth.password_login import LoginFailed, password_login
-
-Say = Callable[[str], None]
-
-LOGINS_FILE = "demo-logins.txt"
-SIMULATED_LOGINS_FILE = "simulated-logins.txt"
-TOKEN_MARGIN_SECONDS = 30  # sign in again when a token has less than this left
-POLL_SECONDS = 0.25
+from ates.simulate.client import (
+    LOGINS_FILE,
+    POLL_SECONDS,
+    SIMULATED_LOGINS_FILE,
+    Api,
+    Say,
+    read_logins,
+)
+from ates.simulate.plan import Login, Plan, SimulationError, Summary
 
 FIRST_NAMES = (
     "Kiwi", "Mango", "Pico", "Zazu", "Rocco", "Coco", "Sunny", "Pepper", "Skye", "Tango",
@@ -65,119 +43,6 @@ DETAILS = (
     "Customers keep asking about it.", "Found while looking at last week's figures.",
     "Pair with someone who knows this corner of the code.", "The flock voted for it.",
 )  # fmt: skip
-
-
-class SimulationError(Exception):
-    """The simulation cannot go on; the message says why and what to do."""
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    workers: int = 5
-    tasks: int = 40
-    shuffles: int = 1
-    complete_ratio: float = 0.7
-    close_day: bool = False
-    seed: int | None = None
-    wait_seconds: float = 60.0  # for events to reach billing and analytics
-
-
-@dataclass(frozen=True, slots=True)
-class Login:
-    username: str
-    role: str
-    password: str
-
-
-@dataclass
-class Summary:
-    business_date: date | None = None
-    workers: list[Login] = field(default_factory=list)
-    tasks: int = 0
-    shuffles: int = 0
-    reassigned: int = 0
-    completed: int = 0
-    not_completed_unknown_assignee: int = 0
-    fees_cents: int = 0  # booked by billing for this simulation's tasks
-    rewards_cents: int = 0
-    booked_on: set[date] = field(default_factory=set)
-    closed: dict[str, Any] | None = None
-    billing_earnings_cents: int | None = None
-    analytics_earnings_cents: int | None = None
-
-
-def read_logins(data_dir: Path) -> dict[str, Login]:
-    """The demo people ``ates up`` created, and any worker an earlier simulation made."""
-    found: dict[str, Login] = {}
-    for name in (LOGINS_FILE, SIMULATED_LOGINS_FILE):
-        path = data_dir / name
-        if not path.exists():
-            continue
-        for line in path.read_text().splitlines():
-            parts = line.split("\t")
-            if len(parts) == 3:
-                found[parts[0]] = Login(*parts)
-    return found
-
-
-class Api:
-    """The running system's public HTTP API, called as one person or another."""
-
-    def __init__(self, settings: Settings, logins: dict[str, Login], http: httpx.Client) -> None:
-        self.settings = settings
-        self.logins = logins
-        self.http = http
-        self._tokens: dict[str, tuple[str, float]] = {}
-
-    def token(self, username: str) -> str:
-        cached = self._tokens.get(username)
-        if cached and cached[1] > time.monotonic():
-            return cached[0]
-        login = self.logins[username]
-        try:
-            answer = password_login(self.settings.public_url("auth"), username, login.password)
-        except LoginFailed as error:
-            raise SimulationError(f"cannot sign in as {username}: {error}")
-        lifetime = float(answer.get("expires_in") or 300)
-        expires = time.monotonic() + max(lifetime - TOKEN_MARGIN_SECONDS, 1)
-        self._tokens[username] = (str(answer["access_token"]), expires)
-        return self._tokens[username][0]
-
-    def call(
-        self,
-        username: str,
-        method: str,
-        service: str,
-        path: str,
-        *,
-        ok: Iterable[int] = (),
-        **kw: Any,
-    ) -> httpx.Response:
-        """Send one request as ``username``; any answer but 2xx (or one of ``ok``) stops
-        the simulation with the service's own explanation."""
-        url = self.settings.public_url(service) + path
-        for attempt in (1, 2):
-            headers = {"Authorization": f"Bearer {self.token(username)}"}
-            try:
-                response = self.http.request(method, url, headers=headers, **kw)
-            except httpx.HTTPError as error:
-                raise SimulationError(f"{service} at {url} cannot be reached: {error}")
-            if response.status_code == 401 and attempt == 1:
-                self._tokens.pop(username, None)  # expired early (clock skew): once more
-                continue
-            break
-        if response.is_success or response.status_code in set(ok):
-            return response
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text
-        raise SimulationError(
-            f"{method} {url} as {username}: HTTP {response.status_code}: {detail}"
-        )
-
-    def json(self, username: str, method: str, service: str, path: str, **kw: Any) -> Any:
-        return self.call(username, method, service, path, **kw).json()
 
 
 def run(settings: Settings, plan: Plan, say: Say = print) -> Summary:
@@ -456,61 +321,3 @@ def _analytics_earnings(api: Api, admin: str, billing: int, timeout: float) -> i
         if seen == billing or time.monotonic() > deadline:
             return seen
         time.sleep(POLL_SECONDS)
-
-
-# --- the summary ---------------------------------------------------------------------------
-
-
-def render(summary: Summary, settings: Settings) -> Any:
-    """The summary as rich renderables (printed by the command)."""
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
-    day = summary.business_date.isoformat() if summary.business_date else "today"
-    done = Table("", "", title=f"Simulated day {day}", show_header=False, title_justify="left")
-    done.add_row("workers created", str(len(summary.workers)))
-    done.add_row("tasks created", str(summary.tasks))
-    done.add_row("shuffles", f"{summary.shuffles} ({summary.reassigned} open tasks reassigned)")
-    done.add_row("tasks completed", str(summary.completed))
-    if summary.not_completed_unknown_assignee:
-        done.add_row(
-            "left open",
-            f"{summary.not_completed_unknown_assignee} (assignee's password not known here)",
-        )
-    done.add_row("fees charged for them", format_cents(summary.fees_cents))
-    done.add_row("rewards paid for them", format_cents(summary.rewards_cents))
-    booked = ", ".join(d.isoformat() for d in sorted(summary.booked_on)) or "-"
-    done.add_row("booked on", booked)
-    if summary.closed is not None:
-        payouts = summary.closed["payouts"]
-        state = "closed" if summary.closed["newly_closed"] else "was closed already"
-        done.add_row(
-            f"{day} {state}",
-            f"{len(payouts)} payouts, {format_cents(summary.closed['paid_cents'])}",
-        )
-    if summary.billing_earnings_cents is not None:
-        done.add_row("management earnings today", format_cents(summary.billing_earnings_cents))
-    if summary.analytics_earnings_cents is not None:
-        agrees = summary.analytics_earnings_cents == summary.billing_earnings_cents
-        note = "agrees with billing" if agrees else "still catching up with billing"
-        done.add_row(
-            "… as analytics sees them", f"{format_cents(summary.analytics_earnings_cents)} ({note})"
-        )
-    parts: list[Any] = [done]
-    if summary.workers:
-        people = Table(
-            "username",
-            "password",
-            title="New workers",
-            title_justify="left",
-        )
-        for login in summary.workers:
-            people.add_row(login.username, login.password)
-        saved = Text(f"(also in {settings.data_dir / SIMULATED_LOGINS_FILE})", style="dim")
-        parts += [people, saved]
-    links = Table("dashboard", "URL", show_header=False, title="Look", title_justify="left")
-    for service in ("tasks", "billing", "analytics"):
-        links.add_row(service, settings.public_url(service) + "/")
-    parts.append(links)
-    return Group(*parts)
