@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +21,13 @@ from ates.platform.telemetry import HTTP_REQUESTS
 
 PLATFORM_DIR = Path(__file__).parent
 SESSION_IDLE_SECONDS = 8 * 3600
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, as browsers write the Origin header."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def describe_validation_error(error: RequestValidationError) -> str:
@@ -53,6 +61,24 @@ def install_common(app: FastAPI, runtime: Any) -> None:
         HTTP_REQUESTS.labels(service, request.method, path, str(response.status_code)).observe(
             time.perf_counter() - started
         )
+        return response
+
+    trusted_origins = {_origin(settings.public_url(service))}
+
+    @app.middleware("http")
+    async def _same_origin_forms(request: Request, call_next: Any) -> Response:
+        # Page forms (Done, Shuffle, close a day, people) act with the session cookie.
+        # SameSite=Lax keeps it off cross-site POSTs in current browsers; checking the
+        # Origin a browser sends with every POST also stops them in older ones (OWASP's
+        # "verify the origin"). The JSON API takes bearer tokens, not cookies: no CSRF.
+        if request.method not in SAFE_METHODS and not request.url.path.startswith("/api/"):
+            origin = request.headers.get("origin")
+            own = _origin(str(request.base_url))
+            if origin is not None and origin not in trusted_origins | {own}:
+                return JSONResponse(
+                    status_code=403, content={"detail": "cross-site form submission refused"}
+                )
+        response: Response = await call_next(request)
         return response
 
     @app.exception_handler(RequestValidationError)
