@@ -7,7 +7,6 @@ names the variable (see :func:`describe_error`).
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -149,11 +148,3 @@ def describe_error(error: ValidationError) -> str:
         message = str(item["msg"]).removeprefix("Value error, ")
         lines.append(f"{name}: {message}")
     return "; ".join(lines)
-
-
-def load_settings(**overrides: object) -> Settings:
-    return Settings(**overrides)  # type: ignore[arg-type]
-
-
-def random_secret() -> str:
-    return secrets.token_urlsafe(32)
