@@ -33,31 +33,13 @@ from tests.backends import (
     sqlalchemy_url,
     vhost_url,
 )
+from tests.integration.broker_contract import account_created
 
 from ates.platform import migrations
-from ates.platform.broker import Broker, OutgoingMessage, create_broker
+from ates.platform.broker import Broker, create_broker
 from ates.platform.consumer import EventConsumer
 from ates.platform.db import Database
 from ates.platform.events import Event, default_registry
-
-
-def account_created() -> OutgoingMessage:
-    person = str(uuid.uuid4())
-    event = Event(
-        event_name="AccountCreated",
-        event_version=1,
-        producer="bench",
-        data={
-            "public_id": person,
-            "username": f"u{person[:8]}",
-            "email": "u@example.com",
-            "full_name": "U",
-            "role": "worker",
-        },
-    )
-    return OutgoingMessage(
-        str(event.event_id), "accounts", "AccountCreated", event.to_json().encode()
-    )
 
 
 async def consume_all(
