@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(default=300, ge=30, le=3600)
 
     max_deliveries: int = Field(default=5, ge=1, le=100)
+    # deliveries a consumer applies in one transaction (one commit, one fsync)
+    consumer_batch_size: int = Field(default=100, ge=1, le=1000)
     retry_backoff_seconds: float = Field(default=0.5, gt=0, le=60)
     outbox_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)

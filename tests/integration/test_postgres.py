@@ -131,11 +131,11 @@ async def test_the_same_event_in_two_processes_at_once_is_applied_once(
         "notifications", other_process_db, {"AccountCreated": slow_handler}, default_registry()
     )
     message = account_created()
-    winner = asyncio.create_task(first(delivery(message)))
+    winner = asyncio.create_task(first.deliver_one(delivery(message)))
     await asyncio.wait_for(inside.wait(), 10)
     # The second insert of the inbox key waits for the first transaction, then violates
     # the primary key: rolled back and acknowledged, the handler never runs.
-    loser = await second(delivery(message))
+    loser = await second.deliver_one(delivery(message))
     assert await winner == Ack()
     assert loser == Ack()
     assert applied == [message.event_id]
@@ -163,9 +163,9 @@ async def test_when_the_first_process_rolls_back_the_second_applies(
         "notifications", other_process_db, {"AccountCreated": failing_then_fine}, default_registry()
     )
     message = account_created()
-    failing = asyncio.create_task(first(delivery(message)))
+    failing = asyncio.create_task(first.deliver_one(delivery(message)))
     await asyncio.wait_for(inside.wait(), 10)
-    assert await second(delivery(message)) == Ack()
+    assert await second.deliver_one(delivery(message)) == Ack()
     assert isinstance(await failing, Retry)
     assert calls == ["call", "call"]
     async with db.reader() as session:
@@ -189,9 +189,9 @@ async def test_dead_letters_are_stored_and_replayed_after_a_fix(db: Database) ->
     )
     message = account_created()
     garbage = OutgoingMessage(str(uuid.uuid4()), "accounts", "AccountCreated", b"{oops")
-    assert isinstance(await consumer(delivery(message, attempt=2)), Retry)
-    assert await consumer(delivery(message, attempt=3)) == Ack()
-    assert await consumer(delivery(garbage)) == Ack()
+    assert isinstance(await consumer.deliver_one(delivery(message, attempt=2)), Retry)
+    assert await consumer.deliver_one(delivery(message, attempt=3)) == Ack()
+    assert await consumer.deliver_one(delivery(garbage)) == Ack()
 
     letters = await deadletters.list_dead_letters(db)
     assert [(d.event_id, d.error.split(":")[0], d.attempts) for d in letters] == [

@@ -1,28 +1,37 @@
-"""Consuming events: validate, dedup through the inbox, apply, or dead-letter.
+"""Consuming events: a batch at a time, each event exactly once, nothing lost.
 
 ``EventConsumer`` is the one place that decides what happens to a delivery:
 
-- not an envelope, or not valid under its registered schema -> dead letter at once;
-- a handler raises :class:`Rejected` (the event can never be applied) -> dead letter at once;
-- any other error -> redelivered with backoff; after ``max_deliveries`` -> dead letter;
-- the event id already in the inbox -> acknowledged and skipped.
+- not an envelope, too big, or not valid under its registered schema -> dead letter;
+- the event id already in the inbox (or earlier in the same batch) -> acknowledged, skipped;
+- a handler raises :class:`Rejected` (the event can never be applied) -> dead letter;
+- any other error -> redelivered with backoff; after ``max_deliveries`` -> dead letter.
 
-The inbox row and the handler's writes share one transaction, so an event is applied
-exactly once however often the broker delivers it.
+A batch is one database transaction: every event runs in a savepoint of its own (its
+inbox row and its effects), so an event that fails rolls back alone and the rest of the
+batch commits, once, with one fsync. The adapter acknowledges only after that commit; a
+crash before it redelivers the batch, and the inbox skips what was applied.
+
+On PostgreSQL, several processes of one service may consume at once. A batch touches hot
+rows (the company account, the day's totals) and inserts rows another batch may insert
+too (a task's price): two batches holding those in different orders would deadlock. A
+transaction-scoped advisory lock per service makes batches of one service take turns;
+decoding and validation, most of the work, still run side by side.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ates.platform.broker import Ack, Delivery, Outcome, Retry
-from ates.platform.db import Database
-from ates.platform.events import Event, InvalidEvent, MalformedEnvelope, Registry, UnknownEvent
+from ates.platform.db import Database, lock_key
+from ates.platform.events import Event, Registry
 from ates.platform.tables import dead_letters, inbox
 from ates.platform.telemetry import EVENTS_CONSUMED
 from ates.platform.uow import UnitOfWork
@@ -30,10 +39,28 @@ from ates.platform.uow import UnitOfWork
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[Event, UnitOfWork], Awaitable[None]]
+# Told after each batch's commit what became of each event: "applied", "duplicate",
+# "dead_lettered" or "retry" (the event is None for a message that did not parse).
+Observer = Callable[[Event | None, str], None]
 
 
 class Rejected(Exception):
     """Raised by a handler for an event that no retry can ever apply."""
+
+
+class _Duplicate(Exception):
+    """The event's inbox row exists: another process applied it meanwhile."""
+
+
+@dataclass(slots=True)
+class _Item:
+    """One delivery on its way through a batch."""
+
+    delivery: Delivery
+    event: Event | None = None
+    problem: str | None = None  # why it goes to the dead letters
+    outcome: Outcome | None = None
+    status: str = "applied"  # applied | duplicate | retry | dead_lettered
 
 
 class EventConsumer:
@@ -47,6 +74,7 @@ class EventConsumer:
         max_deliveries: int = 5,
         backoff_seconds: float = 0.5,
         inbox_name: str | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.service = service
         self.inbox_name = inbox_name or service
@@ -55,79 +83,165 @@ class EventConsumer:
         self.registry = registry
         self.max_deliveries = max_deliveries
         self.backoff_seconds = backoff_seconds
+        self.observer = observer
 
-    async def __call__(self, delivery: Delivery) -> Outcome:
+    # --- the broker's entry points -------------------------------------------------------
+
+    async def __call__(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        """Apply a batch in one transaction; one outcome per delivery, in order."""
+        items = [self._decode(delivery) for delivery in deliveries]
         try:
-            event = self.registry.upcast(Event.from_json(delivery.body))
-        except (MalformedEnvelope, InvalidEvent, UnknownEvent) as error:
-            return await self._dead_letter(delivery, f"invalid: {error}", None)
-        try:
-            applied = await self.apply(event)
-        except Rejected as error:
-            return await self._dead_letter(delivery, f"rejected: {error}", event)
+            async with UnitOfWork(self.db, producer=self.service, registry=self.registry) as uow:
+                await self._take_turn(uow)
+                await self._apply_items(uow, items)
+                await uow.commit()
         except Exception as error:
-            if delivery.attempt >= self.max_deliveries:
-                log.exception("consumer.gave_up", service=self.service, event_name=event.event_name)
-                return await self._dead_letter(delivery, f"failed: {error!r}", event)
+            # The transaction itself failed (the database went away, a lock timed out):
+            # nothing of the batch was applied, every message comes again.
             log.warning(
-                "consumer.retry",
-                service=self.service,
-                event_name=event.event_name,
-                attempt=delivery.attempt,
-                error=repr(error),
+                "consumer.batch_failed", service=self.service, size=len(items), error=repr(error)
             )
-            EVENTS_CONSUMED.labels(self.service, event.event_name, "retry").inc()
-            return Retry(self.backoff_seconds * 2 ** (delivery.attempt - 1))
-        EVENTS_CONSUMED.labels(
-            self.service, event.event_name, "applied" if applied else "duplicate"
-        ).inc()
-        return Ack()
+            return [self._retry(item.delivery) for item in items]
+        for item in items:
+            self._count(item)
+        return [item.outcome or Ack() for item in items]
+
+    async def deliver_one(self, delivery: Delivery) -> Outcome:
+        """A batch of one (tests, tools)."""
+        return (await self([delivery]))[0]
 
     async def apply(self, event: Event) -> bool:
-        """Apply an (upcast, valid) event once. False if it was applied before."""
-        handler = self.handlers.get(event.event_name)
+        """Apply an (upcast, valid) event once, errors raised to the caller (dead-letter
+        replay, tools). False if it was applied before."""
         async with UnitOfWork(self.db, producer=self.service, registry=self.registry) as uow:
-            try:
-                async with uow.session.begin_nested():
-                    await uow.session.execute(
-                        insert(inbox).values(
-                            consumer=self.inbox_name,
-                            event_id=str(event.event_id),
-                            event_name=event.event_name,
-                            processed_at=datetime.now(UTC),
-                        )
-                    )
-            except IntegrityError:
+            await self._take_turn(uow)
+            if await self._in_inbox(uow, [str(event.event_id)]):
                 return False
-            if handler is not None:
-                await handler(event, uow)
+            try:
+                async with uow.savepoint():
+                    await self._apply_one(uow, event)
+            except _Duplicate:
+                return False
             await uow.commit()
         return True
 
-    async def _dead_letter(self, delivery: Delivery, reason: str, event: Event | None) -> Outcome:
+    # --- inside the batch's transaction ---------------------------------------------------
+
+    def _decode(self, delivery: Delivery) -> _Item:
+        item = _Item(delivery)
         try:
-            async with UnitOfWork(self.db, producer=self.service) as uow:
-                await uow.session.execute(
-                    insert(dead_letters).values(
-                        consumer=self.inbox_name,
-                        event_id=str(event.event_id) if event else None,
-                        event_name=event.event_name if event else None,
-                        subject=delivery.subject,
-                        payload=delivery.body.decode("utf-8", errors="replace"),
-                        error=reason[:4000],
-                        attempts=delivery.attempt,
-                        created_at=datetime.now(UTC),
-                    )
+            item.event = self.registry.upcast(Event.from_json(delivery.body))
+        except Exception as error:  # anything at all: a poison message must not kill us
+            item.problem = f"invalid: {type(error).__name__}: {error}"
+            try:  # keep the name and id of an envelope that parsed, for the operator
+                item.event = Event.from_json(delivery.body)
+            except Exception:
+                item.event = None
+        return item
+
+    async def _take_turn(self, uow: UnitOfWork) -> None:
+        if not self.db.is_sqlite:
+            key = lock_key(f"consume:{self.service}")
+            await uow.session.execute(select(func.pg_advisory_xact_lock(key)))
+
+    async def _in_inbox(self, uow: UnitOfWork, event_ids: Sequence[str]) -> set[str]:
+        rows = await uow.session.execute(
+            select(inbox.c.event_id).where(
+                inbox.c.consumer == self.inbox_name, inbox.c.event_id.in_(event_ids)
+            )
+        )
+        return set(rows.scalars())
+
+    async def _apply_items(self, uow: UnitOfWork, items: Sequence[_Item]) -> None:
+        ids = [str(item.event.event_id) for item in items if item.event and not item.problem]
+        done = await self._in_inbox(uow, ids) if ids else set()
+        for item in items:
+            event = item.event
+            if item.problem is not None:
+                await self._dead_letter(uow, item, item.problem)
+                continue
+            assert event is not None
+            event_id = str(event.event_id)
+            if event_id in done:
+                item.status = "duplicate"
+                continue
+            try:
+                async with uow.savepoint():
+                    await self._apply_one(uow, event)
+            except _Duplicate:
+                item.status = "duplicate"
+            except Rejected as error:
+                await self._dead_letter(uow, item, f"rejected: {error}")
+            except Exception as error:
+                await self._failed(uow, item, error)
+            done.add(event_id)  # a second copy later in this batch is a duplicate
+
+    async def _apply_one(self, uow: UnitOfWork, event: Event) -> None:
+        try:
+            await uow.session.execute(
+                insert(inbox).values(
+                    consumer=self.inbox_name,
+                    event_id=str(event.event_id),
+                    event_name=event.event_name,
+                    processed_at=datetime.now(UTC),
                 )
-                await uow.commit()
-        except Exception:
-            # The dead-letter store itself failed: keep the message on the broker.
-            log.exception("consumer.dead_letter_failed", service=self.service)
-            return Retry(self.backoff_seconds * 4)
+            )
+        except IntegrityError:
+            raise _Duplicate() from None
+        handler = self.handlers.get(event.event_name)
+        if handler is not None:
+            await handler(event, uow)
+
+    async def _failed(self, uow: UnitOfWork, item: _Item, error: Exception) -> None:
+        assert item.event is not None
+        attempt = item.delivery.attempt
+        if attempt >= self.max_deliveries:
+            log.error(
+                "consumer.gave_up",
+                service=self.service,
+                event_name=item.event.event_name,
+                event_id=str(item.event.event_id),
+                error=repr(error),
+                exc_info=error,
+            )
+            await self._dead_letter(uow, item, f"failed: {error!r}")
+            return
+        log.warning(
+            "consumer.retry",
+            service=self.service,
+            event_name=item.event.event_name,
+            attempt=attempt,
+            error=repr(error),
+        )
+        item.status = "retry"
+        item.outcome = self._retry(item.delivery)
+
+    async def _dead_letter(self, uow: UnitOfWork, item: _Item, reason: str) -> None:
+        event, delivery = item.event, item.delivery
+        await uow.session.execute(
+            insert(dead_letters).values(
+                consumer=self.inbox_name,
+                event_id=str(event.event_id) if event else None,
+                event_name=event.event_name if event else None,
+                subject=delivery.subject,
+                payload=delivery.body.decode("utf-8", errors="replace"),
+                error=reason[:4000],
+                attempts=delivery.attempt,
+                created_at=datetime.now(UTC),
+            )
+        )
         log.error(
             "consumer.dead_lettered", service=self.service, subject=delivery.subject, reason=reason
         )
-        EVENTS_CONSUMED.labels(
-            self.service, event.event_name if event else "?", "dead_lettered"
-        ).inc()
-        return Ack()
+        item.status = "dead_lettered"
+
+    # --- outcomes ---------------------------------------------------------------------------
+
+    def _retry(self, delivery: Delivery) -> Retry:
+        return Retry(self.backoff_seconds * 2 ** (max(delivery.attempt, 1) - 1))
+
+    def _count(self, item: _Item) -> None:
+        name = item.event.event_name if item.event else "?"
+        EVENTS_CONSUMED.labels(self.service, name, item.status).inc()
+        if self.observer is not None:
+            self.observer(item.event, item.status)

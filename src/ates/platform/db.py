@@ -3,7 +3,9 @@
 SQLite is configured for a multi-task process: WAL, a busy timeout, full fsync, and
 ``BEGIN IMMEDIATE`` for write transactions so two writers queue up instead of failing
 half-way with "database is locked". Read-only work uses :attr:`Database.reader`, which
-starts deferred transactions that never block writers.
+starts deferred transactions that never block writers. Statements run on the event
+loop's thread and only the commit waits on a worker thread (``ates.platform.sqlite``),
+whatever driver a ``sqlite…://`` URL names.
 
 PostgreSQL (``postgresql+asyncpg://``) runs at its default READ COMMITTED: write
 transactions do *not* exclude each other as they do on SQLite, and several processes may
@@ -32,6 +34,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from ates.platform import sqlite
+
 READ_ONLY = "ates_read_only"
 
 # Which databases' write turn the current task holds (write_turn is re-entrant per task).
@@ -44,6 +48,8 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            self.url = sqlite.with_driver(self.url)
         if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs: dict[str, Any] = {"echo": echo}

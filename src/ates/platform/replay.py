@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -37,7 +37,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ates.platform.broker import Ack, Broker, Delivery, DeliveryHandler, Outcome
+from ates.platform.broker import Ack, BatchHandler, Broker, Delivery, Outcome
 from ates.platform.consumer import EventConsumer, Handler
 from ates.platform.db import Database
 from ates.platform.events import Event
@@ -212,7 +212,15 @@ async def follow_generations(
                     consumer = generation_consumer(runtime, target, default=default)
                     group = spec.consumer_group(target)
                     tasks = [
-                        asyncio.create_task(broker.consume(group, domain, names, consumer))
+                        asyncio.create_task(
+                            broker.consume(
+                                group,
+                                domain,
+                                names,
+                                consumer,
+                                batch_size=runtime.settings.consumer_batch_size,
+                            )
+                        )
                         for domain, names in domains.items()
                     ]
                 log.info(
@@ -252,21 +260,20 @@ class _Tally:
         self.in_flight = 0
         self.last_activity = time.monotonic()
 
-    def handler(self, domain: str) -> DeliveryHandler:
+    def handler(self, domain: str) -> BatchHandler:
         self.done.setdefault(domain, 0)
 
-        async def deliver(delivery: Delivery) -> Outcome:
+        async def deliver(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
             self.in_flight += 1
             try:
-                outcome = await self.consumer(delivery)
+                outcomes = await self.consumer(deliveries)
             finally:
                 self.in_flight -= 1
                 self.last_activity = time.monotonic()
-            if isinstance(outcome, Ack):
-                self.done[domain] += 1
-                if self.progress is not None:
-                    self.progress(self.count, self.total)
-            return outcome
+            self.done[domain] += sum(isinstance(outcome, Ack) for outcome in outcomes)
+            if self.progress is not None:
+                self.progress(self.count, self.total)
+            return outcomes
 
         return deliver
 
@@ -313,7 +320,15 @@ async def replay(
         progress(0, total)
     tally = _Tally(generation_consumer(runtime, generation), progress, total)
     tasks = [
-        asyncio.create_task(broker.consume(group, domain, names, tally.handler(domain)))
+        asyncio.create_task(
+            broker.consume(
+                group,
+                domain,
+                names,
+                tally.handler(domain),
+                batch_size=runtime.settings.consumer_batch_size,
+            )
+        )
         for domain, names in domains.items()
     ]
     try:

@@ -156,7 +156,11 @@ async def run_messaging(runtime: Runtime, *, consumer_generation: int = 1) -> No
                 tasks.create_task(follow_generations(runtime, broker, default=consumer_generation))
             else:
                 for domain, names in domains_consumed(runtime.spec, runtime.registry).items():
-                    tasks.create_task(broker.consume(group, domain, names, consumer))
+                    tasks.create_task(
+                        broker.consume(
+                            group, domain, names, consumer, batch_size=settings.consumer_batch_size
+                        )
+                    )
     finally:
         runtime.broker_ready.clear()
         runtime.broker = None

@@ -8,6 +8,8 @@ outbox *in the same transaction*. Only the unit of work commits.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -59,6 +61,21 @@ class UnitOfWork:
             await session.close()
         finally:
             await self._turn.__aexit__(None, None, None)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A part of the transaction that an error undoes alone (its writes and the
+        events it emitted); the rest of the unit of work goes on. The error is
+        re-raised."""
+        emitted = len(self.emitted)
+        nested = await self.session.begin_nested()
+        try:
+            yield
+        except BaseException:
+            await nested.rollback()
+            del self.emitted[emitted:]
+            raise
+        await nested.commit()
 
     async def emit(
         self,

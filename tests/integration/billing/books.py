@@ -35,7 +35,7 @@ class Books:
             subject=subject_for(domain, event.event_name),
             attempt=attempt,
         )
-        return await self.consumer(delivery)
+        return await self.consumer.deliver_one(delivery)
 
     async def apply(self, event: Event) -> None:
         outcome = await self.deliver(event)

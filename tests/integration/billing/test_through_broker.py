@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -34,9 +34,9 @@ class Watcher:
     def __init__(self) -> None:
         self.seen: list[Event] = []
 
-    async def __call__(self, delivery: Delivery) -> Outcome:
-        self.seen.append(Event.from_json(delivery.body))
-        return Ack()
+    async def __call__(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        self.seen.extend(Event.from_json(delivery.body) for delivery in deliveries)
+        return [Ack()] * len(deliveries)
 
     def named(self, name: str) -> list[dict[str, object]]:
         return [e.data for e in self.seen if e.event_name == name]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -31,10 +31,11 @@ class Seen:
     def __init__(self) -> None:
         self.events: dict[str, Event] = {}  # by event id: redeliveries collapse
 
-    async def __call__(self, delivery: Delivery) -> Outcome:
-        event = Event.from_json(delivery.body)
-        self.events[str(event.event_id)] = event
-        return Ack()
+    async def __call__(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        for delivery in deliveries:
+            event = Event.from_json(delivery.body)
+            self.events[str(event.event_id)] = event
+        return [Ack()] * len(deliveries)
 
     def named(self, name: str) -> list[Event]:
         return [e for e in self.events.values() if e.event_name == name]

@@ -2,10 +2,10 @@ from typing import Any
 
 from ates.platform.broker.base import (
     Ack,
+    BatchHandler,
     Broker,
     BrokerUnavailable,
     Delivery,
-    DeliveryHandler,
     Outcome,
     OutgoingMessage,
     Retry,
@@ -14,10 +14,10 @@ from ates.platform.broker.base import (
 
 __all__ = [
     "Ack",
+    "BatchHandler",
     "Broker",
     "BrokerUnavailable",
     "Delivery",
-    "DeliveryHandler",
     "Outcome",
     "OutgoingMessage",
     "Retry",

@@ -1,10 +1,16 @@
 """The broker port: what the platform needs from a message broker, and nothing more.
 
-Adapters (``nats``, ``rabbitmq``) implement it; one contract suite
+Adapters (``nats``, ``rabbitmq``, ``kafka``) implement it; one contract suite
 (``tests/integration/broker_contract.py``) runs against each. Dead-lettering, dedup and
 retry policy live in the platform (``ates.platform.consumer``), not in adapters: an
 adapter only moves bytes, reports how many times a message was delivered, and turns the
-consumer's :class:`Outcome` into an ack or a delayed redelivery.
+consumer's :class:`Outcome` for each message into an ack or a delayed redelivery.
+
+Consuming is in batches: the adapter hands the handler up to ``batch_size`` deliveries
+that are waiting *now* (it never holds a batch back to fill it), the handler applies them
+in one database transaction and answers one outcome per delivery, and only then does the
+adapter acknowledge. A crash between the handler's commit and the acks redelivers the
+batch; the consumer's inbox skips what was applied.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ class OutgoingMessage:
     domain: str
     event_name: str
     body: bytes
+    # The aggregate the event is about (a task's or a person's id): a broker that
+    # partitions its log (Kafka) keeps one key's events in one partition, in order.
+    key: str | None = None
 
     @property
     def subject(self) -> str:
@@ -51,7 +60,8 @@ class Retry:
 
 
 Outcome = Ack | Retry
-DeliveryHandler = Callable[[Delivery], Awaitable[Outcome]]
+# Applies a batch and answers one outcome per delivery, in the order given.
+BatchHandler = Callable[[Sequence[Delivery]], Awaitable[Sequence[Outcome]]]
 
 
 def subject_for(domain: str, event_name: str) -> str:
@@ -86,12 +96,21 @@ class Broker(ABC):
         group: str,
         domain: str,
         event_names: Sequence[str],
-        handler: DeliveryHandler,
+        handler: BatchHandler,
+        *,
+        batch_size: int = 64,
     ) -> None:
-        """Deliver the domain's events of ``event_names`` to ``handler``, one at a time,
-        until cancelled. ``group`` is a durable position: a process that restarts resumes
-        where the group stood, and several processes of one group share the work. A new
-        group starts at the beginning of the retained log. Survives broker restarts."""
+        """Deliver the domain's events of ``event_names`` to ``handler`` in batches of at
+        most ``batch_size`` (whatever is waiting, at least one), until cancelled.
+
+        The adapter acts on each outcome only after ``handler`` returned: ``Ack`` is
+        acknowledged, ``Retry(delay)`` is delivered again after about ``delay`` seconds
+        with ``attempt`` one higher, without holding back the other messages. If the
+        handler raises, nothing of the batch is acknowledged and all of it comes again.
+
+        ``group`` is a durable position: a process that restarts resumes where the group
+        stood, and several processes of one group share the work. A new group starts at
+        the beginning of the retained log. Survives broker restarts."""
 
     @abstractmethod
     async def delete_group(self, group: str, domain: str) -> None:

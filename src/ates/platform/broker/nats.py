@@ -33,10 +33,10 @@ from nats.js.api import (
 
 from ates.platform.broker.base import (
     Ack,
+    BatchHandler,
     Broker,
     BrokerUnavailable,
     Delivery,
-    DeliveryHandler,
     OutgoingMessage,
     subject_for,
 )
@@ -59,16 +59,16 @@ class NatsBroker(Broker):
         max_bytes: int = 10 * 1024**3,
         duplicate_window_seconds: float = 120,
         ack_wait_seconds: float = 30,
-        fetch_batch: int = 64,
         publish_timeout: float = 10,
+        handler_error_delay: float = 1.0,
     ) -> None:
         self.url = url
         self._max_age = max_age_days * DAY
         self._max_bytes = max_bytes
         self._duplicate_window = duplicate_window_seconds
         self._ack_wait = ack_wait_seconds
-        self._fetch_batch = fetch_batch
         self._publish_timeout = publish_timeout
+        self._handler_error_delay = handler_error_delay
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._reconnects = 0
@@ -194,7 +194,9 @@ class NatsBroker(Broker):
         group: str,
         domain: str,
         event_names: Sequence[str],
-        handler: DeliveryHandler,
+        handler: BatchHandler,
+        *,
+        batch_size: int = 64,
     ) -> None:
         subscription = None
         bound_at = -1
@@ -210,11 +212,12 @@ class NatsBroker(Broker):
                     bound_at = self._reconnects
                     subscription = await self._bind(group, domain, event_names)
                 try:
-                    messages = await subscription.fetch(self._fetch_batch, timeout=1)
+                    # Returns at once with whatever is waiting (up to batch_size), or
+                    # waits up to the timeout for the first message.
+                    messages = await subscription.fetch(batch_size, timeout=1)
                 except (TimeoutError, nats.errors.TimeoutError):
                     continue  # nothing waiting (nats-py #418)
-                for message in messages:
-                    await self._deliver(message, handler)
+                await self._deliver(messages, handler)
             except asyncio.CancelledError:
                 raise
             except (nats.errors.Error, BrokerUnavailable, OSError) as error:
@@ -222,20 +225,33 @@ class NatsBroker(Broker):
                 subscription = None
                 await asyncio.sleep(0.5)
 
-    async def _deliver(self, message: Msg, handler: DeliveryHandler) -> None:
-        meta = message.metadata
-        outcome = await handler(
-            Delivery(
-                body=message.data,
-                subject=message.subject,
-                attempt=meta.num_delivered,
-                position=meta.sequence.stream,
+    async def _deliver(self, messages: Sequence[Msg], handler: BatchHandler) -> None:
+        deliveries = []
+        for message in messages:
+            meta = message.metadata
+            deliveries.append(
+                Delivery(
+                    body=message.data,
+                    subject=message.subject,
+                    attempt=meta.num_delivered,
+                    position=meta.sequence.stream,
+                )
             )
-        )
-        if isinstance(outcome, Ack):
-            await message.ack()
-        else:
-            await message.nak(delay=outcome.delay)
+        try:
+            outcomes = await handler(deliveries)
+        except Exception:
+            # Handlers answer with outcomes; one that raises is a bug or a lost database.
+            # Nothing is acknowledged: the batch comes again, the inbox skips what was
+            # applied.
+            log.exception("broker.handler_raised", domain=messages[0].subject)
+            for message in messages:
+                await message.nak(delay=self._handler_error_delay)
+            return
+        for message, outcome in zip(messages, outcomes, strict=True):
+            if isinstance(outcome, Ack):
+                await message.ack()
+            else:
+                await message.nak(delay=outcome.delay)
 
     async def delete_group(self, group: str, domain: str) -> None:
         with contextlib.suppress(nats.js.errors.NotFoundError):

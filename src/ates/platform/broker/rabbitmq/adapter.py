@@ -6,7 +6,8 @@ retained history in :mod:`~ates.platform.broker.rabbitmq.groups`.
 - Publishing: persistent messages to the domain's topic exchange, ``mandatory`` and with
   publisher confirms; ``publish`` returns only when RabbitMQ confirmed every message
   (quorum and stream queues confirm after replication), else raises BrokerUnavailable.
-- Consuming: manual acks, sent only after the handler returned (after its commit).
+- Consuming: batches of what the prefetch window brought in; manual acks, sent only after
+  the handler returned (after its commit).
   ``Retry(delay)`` publishes a confirmed copy to the group's delayed-retry queue for that
   delay and then acks the original; the copy comes back after the delay with its attempt
   count in a header. ``attempt`` = that header (1 if absent) + RabbitMQ's
@@ -32,10 +33,10 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelPreconditionFailed
 
 from ates.platform.broker.base import (
+    BatchHandler,
     Broker,
     BrokerUnavailable,
     Delivery,
-    DeliveryHandler,
     Outcome,
     OutgoingMessage,
     Retry,
@@ -61,7 +62,6 @@ class RabbitBroker(Broker):
         *,
         max_age_days: int = 365,
         max_bytes: int = 10 * 1024**3,
-        prefetch: int = 64,
         publish_timeout: float = 10,
         connect_timeout: float = 5,
         reconnect_delay: float = 0.5,
@@ -69,7 +69,6 @@ class RabbitBroker(Broker):
         self.url = url
         self._max_age_days = max_age_days
         self._max_bytes = max_bytes
-        self._prefetch = prefetch
         self._publish_timeout = publish_timeout
         self._connect_timeout = connect_timeout
         self._reconnect_delay = reconnect_delay
@@ -195,12 +194,14 @@ class RabbitBroker(Broker):
         group: str,
         domain: str,
         event_names: Sequence[str],
-        handler: DeliveryHandler,
+        handler: BatchHandler,
+        *,
+        batch_size: int = 64,
     ) -> None:
         subjects = sorted(subject_for(domain, name) for name in event_names)
         while True:
             try:
-                await self._consume_once(group, domain, subjects, handler)
+                await self._consume_once(group, domain, subjects, handler, batch_size)
             except asyncio.CancelledError:
                 raise
             except BROKER_ERRORS as error:
@@ -208,7 +209,12 @@ class RabbitBroker(Broker):
             await asyncio.sleep(self._reconnect_delay)
 
     async def _consume_once(
-        self, group: str, domain: str, subjects: Sequence[str], handler: DeliveryHandler
+        self,
+        group: str,
+        domain: str,
+        subjects: Sequence[str],
+        handler: BatchHandler,
+        batch_size: int,
     ) -> None:
         """Consume until the channel or connection goes away."""
         connection = await self._connected()
@@ -220,19 +226,27 @@ class RabbitBroker(Broker):
 
         def on_cancel(_frame: Any) -> None:
             # The server cancelled the consumer: its queue was deleted (an operator, a
-            # replay forgetting an old group). The channel stays open and the iterator
-            # would wait forever; close it, and the loop sets the group up again.
+            # replay forgetting an old group). The channel stays open and we would wait
+            # forever; close it, and the loop sets the group up again.
             log.warning("rabbitmq.consumer_cancelled", group=group, domain=domain)
             closing.append(asyncio.ensure_future(channel.close()))
 
         try:
             raw = await channel.get_underlay_channel()
             raw.on_consumer_cancel_callbacks.add(on_cancel)
-            await channel.set_qos(prefetch_count=self._prefetch)
+            # The prefetch window is the batch: RabbitMQ keeps that many unacknowledged
+            # messages in flight to us, and a batch takes whatever of them has arrived.
+            await channel.set_qos(prefetch_count=batch_size)
             queue = await channel.get_queue(topology.group_queue(group, domain), ensure=False)
-            async with queue.iterator() as messages:
-                async for message in messages:
-                    await self._deliver(channel, group, domain, message, handler)
+            arrived: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+            await queue.consume(arrived.put)
+            closed = asyncio.ensure_future(channel.closed())
+            try:
+                while True:
+                    batch = await _next_batch(arrived, closed, batch_size)
+                    await self._deliver(channel, group, domain, batch, handler)
+            finally:
+                closed.cancel()
         finally:
             # Closing returns every unacknowledged message to the queue.
             if not channel.is_closed:
@@ -245,26 +259,37 @@ class RabbitBroker(Broker):
         channel: AbstractChannel,
         group: str,
         domain: str,
-        message: AbstractIncomingMessage,
-        handler: DeliveryHandler,
+        messages: Sequence[AbstractIncomingMessage],
+        handler: BatchHandler,
     ) -> None:
-        attempt = attempt_of(message)
-        delivery = Delivery(
-            body=message.body,
-            subject=subject_for(domain, message.type)
-            if message.type
-            else message.routing_key or "",
-            attempt=attempt,
-        )
+        attempts = [attempt_of(message) for message in messages]
+        deliveries = [
+            Delivery(
+                body=message.body,
+                subject=subject_for(domain, message.type)
+                if message.type
+                else message.routing_key or "",
+                attempt=attempt,
+            )
+            for message, attempt in zip(messages, attempts, strict=True)
+        ]
+        outcomes: Sequence[Outcome]
         try:
-            outcome: Outcome = await handler(delivery)
+            outcomes = await handler(deliveries)
         except Exception:
-            # Handlers answer with an Outcome; one that raises is a bug: try again later.
+            # Handlers answer with outcomes; one that raises is a bug or a lost database:
+            # the whole batch is tried again later (the inbox skips what was applied).
             log.exception("broker.handler_raised", group=group, domain=domain)
-            outcome = Retry(self._reconnect_delay * 2)
-        if isinstance(outcome, Retry):
-            await self._schedule_retry(channel, group, domain, message, attempt, outcome.delay)
-        await message.ack()
+            outcomes = [Retry(self._reconnect_delay * 2)] * len(messages)
+        retries = [
+            self._schedule_retry(channel, group, domain, message, attempt, outcome.delay)
+            for message, attempt, outcome in zip(messages, attempts, outcomes, strict=True)
+            if isinstance(outcome, Retry)
+        ]
+        # A retry's copy is confirmed before its original is acknowledged.
+        await asyncio.gather(*retries)
+        # One ack for the whole batch: every delivery tag up to the last one.
+        await messages[-1].ack(multiple=True)
 
     async def _schedule_retry(
         self,
@@ -313,6 +338,27 @@ class RabbitBroker(Broker):
         except BROKER_ERRORS:
             return 0
         return 0 if bounds is None else bounds[1] - bounds[0] + 1
+
+
+async def _next_batch(
+    arrived: asyncio.Queue[AbstractIncomingMessage],
+    closed: asyncio.Future[Any],
+    size: int,
+) -> list[AbstractIncomingMessage]:
+    """Wait for the first message, then take whatever else has arrived, up to ``size``.
+    Raises BrokerUnavailable when the channel closes."""
+    if arrived.empty():
+        first = asyncio.ensure_future(arrived.get())
+        await asyncio.wait({first, closed}, return_when=asyncio.FIRST_COMPLETED)
+        if not first.done():
+            first.cancel()
+            raise BrokerUnavailable("the consuming channel closed")
+        batch = [first.result()]
+    else:
+        batch = [arrived.get_nowait()]
+    while len(batch) < size and not arrived.empty():
+        batch.append(arrived.get_nowait())
+    return batch
 
 
 def _alive(connection: AbstractConnection) -> bool:
