@@ -76,6 +76,15 @@ def raw_message(body: bytes) -> OutgoingMessage:
     return OutgoingMessage(str(uuid.uuid4()), "accounts", "AccountCreated", body)
 
 
+class Applied(list[str]):
+    """An observer of the platform consumer: the ids of the events whose effects were
+    committed, in order (what a handler saw may have been rolled back and redone)."""
+
+    def __call__(self, event: Event | None, status: str) -> None:
+        if event is not None and status == "applied":
+            self.append(str(event.event_id))
+
+
 class Recorder:
     """A batch handler that records what it saw and answers with a per-message policy."""
 
@@ -396,15 +405,18 @@ class BrokerContract:
         to its savepoint, it is retried on its own, and the others commit once."""
         failing_once = account_created(username="flaky")
         good = [account_created() for _ in range(9)]
-        applied: Counter[str] = Counter()
         failures: list[str] = []
+        applied: Counter[str] = Counter()  # told after each commit, so only what stuck
 
         async def handler(event: Event, uow: Any) -> None:
             await uow.emit("AccountDeactivated", {"public_id": event.data["public_id"]})
             if event.data["username"] == "flaky" and not failures:
                 failures.append(str(event.event_id))
                 raise RuntimeError("a lost lock, once")
-            applied[str(event.event_id)] += 1
+
+        def observe(event: Event | None, status: str) -> None:
+            if event is not None and status == "applied":
+                applied[str(event.event_id)] += 1
 
         consumer = EventConsumer(
             "notifications",
@@ -412,6 +424,7 @@ class BrokerContract:
             {"AccountCreated": handler},
             default_registry(),
             backoff_seconds=0.05,
+            observer=observe,
         )
         everything = [*good[:4], failing_once, *good[4:]]
         await broker.publish(everything)
@@ -425,15 +438,19 @@ class BrokerContract:
     async def test_a_poison_message_inside_a_batch_is_dead_lettered_alone(
         self, broker: Broker, db: Database
     ) -> None:
-        applied: list[str] = []
+        applied = Applied()
 
         async def handler(event: Event, uow: Any) -> None:
             if event.data["username"] == "poison":
                 raise Rejected("this person can never be applied")
-            applied.append(str(event.event_id))
 
         consumer = EventConsumer(
-            "notifications", db, {"AccountCreated": handler}, default_registry(), max_deliveries=5
+            "notifications",
+            db,
+            {"AccountCreated": handler},
+            default_registry(),
+            max_deliveries=5,
+            observer=applied,
         )
         good = [account_created() for _ in range(6)]
         deep = b'{"a":' * 5000 + b"1" + b"}" * 5000  # RecursionError in a naive parser

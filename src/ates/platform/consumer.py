@@ -7,10 +7,14 @@
 - a handler raises :class:`Rejected` (the event can never be applied) -> dead letter;
 - any other error -> redelivered with backoff; after ``max_deliveries`` -> dead letter.
 
-A batch is one database transaction: every event runs in a savepoint of its own (its
-inbox row and its effects), so an event that fails rolls back alone and the rest of the
-batch commits, once, with one fsync. The adapter acknowledges only after that commit; a
-crash before it redelivers the batch, and the inbox skips what was applied.
+A batch is one database transaction, committed once, with one fsync. The new events of a
+batch are first applied together: their inbox rows in one statement, then the handlers in
+delivery order — a :class:`Batched` handler takes a run of consecutive events at once and
+writes them with a few set-based statements. If anything in that fails, it is rolled back
+and the events are applied again one by one, each in a savepoint of its own (its inbox row
+and its effects), so an event that fails rolls back alone, goes to the retry or
+dead-letter policy, and the rest of the batch commits. The adapter acknowledges only after
+the commit; a crash before it redelivers the batch, and the inbox skips what was applied.
 
 On PostgreSQL, several processes of one service may consume at once. A batch touches hot
 rows (the company account, the day's totals) and inserts rows another batch may insert
@@ -38,7 +42,24 @@ from ates.platform.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
 
-Handler = Callable[[Event, UnitOfWork], Awaitable[None]]
+_INSERT_INBOX = insert(inbox)
+
+EventHandler = Callable[[Event, UnitOfWork], Awaitable[None]]
+
+
+class Batched:
+    """A handler that applies several events at once, in the order given: consecutive
+    events of a batch that map to the same ``Batched`` go to one call. Its effect must be
+    that of applying them one after the other (a batch of one is the same call)."""
+
+    def __init__(self, apply: Callable[[Sequence[Event], UnitOfWork], Awaitable[None]]) -> None:
+        self.apply = apply
+
+    def __repr__(self) -> str:
+        return f"Batched({getattr(self.apply, '__qualname__', self.apply)!r})"
+
+
+Handler = EventHandler | Batched
 # Told after each batch's commit what became of each event: "applied", "duplicate",
 # "dead_lettered" or "retry" (the event is None for a message that did not parse).
 Observer = Callable[[Event | None, str], None]
@@ -155,16 +176,74 @@ class EventConsumer:
     async def _apply_items(self, uow: UnitOfWork, items: Sequence[_Item]) -> None:
         ids = [str(item.event.event_id) for item in items if item.event and not item.problem]
         done = await self._in_inbox(uow, ids) if ids else set()
+        fresh: list[_Item] = []
         for item in items:
-            event = item.event
             if item.problem is not None:
                 await self._dead_letter(uow, item, item.problem)
                 continue
-            assert event is not None
-            event_id = str(event.event_id)
+            assert item.event is not None
+            event_id = str(item.event.event_id)
             if event_id in done:
-                item.status = "duplicate"
+                item.status = "duplicate"  # applied before, or earlier in this batch
                 continue
+            done.add(event_id)
+            fresh.append(item)
+        if len(fresh) <= 1:  # nothing to gain from applying one event "together"
+            await self._apply_one_by_one(uow, fresh)
+            return
+        try:
+            async with uow.savepoint():
+                await self._apply_together(uow, [item.event for item in fresh if item.event])
+        except Exception as error:
+            log.info(
+                "consumer.batch_one_by_one",
+                service=self.service,
+                size=len(fresh),
+                error=repr(error),
+            )
+            await self._apply_one_by_one(uow, fresh)
+
+    async def _apply_together(self, uow: UnitOfWork, events: Sequence[Event]) -> None:
+        now = datetime.now(UTC)
+        connection = await uow.session.connection()
+        await connection.execute(
+            _INSERT_INBOX,
+            [
+                {
+                    "consumer": self.inbox_name,
+                    "event_id": str(event.event_id),
+                    "event_name": event.event_name,
+                    "processed_at": now,
+                }
+                for event in events
+            ],
+        )
+        await self._handle(uow, events)
+
+    async def _handle(self, uow: UnitOfWork, events: Sequence[Event]) -> None:
+        """Run the handlers in delivery order; a run of consecutive events of one
+        :class:`Batched` handler goes to it in one call."""
+        run: list[Event] = []
+        batched: Batched | None = None
+        for event in events:
+            handler = self.handlers.get(event.event_name)
+            if isinstance(handler, Batched) and handler is batched:
+                run.append(event)
+                continue
+            if batched is not None:
+                await batched.apply(run, uow)
+            run, batched = [], None
+            if isinstance(handler, Batched):
+                run, batched = [event], handler
+            elif handler is not None:
+                await handler(event, uow)
+        if batched is not None:
+            await batched.apply(run, uow)
+
+    async def _apply_one_by_one(self, uow: UnitOfWork, items: Sequence[_Item]) -> None:
+        for item in items:
+            event = item.event
+            assert event is not None
             try:
                 async with uow.savepoint():
                     await self._apply_one(uow, event)
@@ -174,7 +253,6 @@ class EventConsumer:
                 await self._dead_letter(uow, item, f"rejected: {error}")
             except Exception as error:
                 await self._failed(uow, item, error)
-            done.add(event_id)  # a second copy later in this batch is a duplicate
 
     async def _apply_one(self, uow: UnitOfWork, event: Event) -> None:
         try:
@@ -188,9 +266,7 @@ class EventConsumer:
             )
         except IntegrityError:
             raise _Duplicate() from None
-        handler = self.handlers.get(event.event_name)
-        if handler is not None:
-            await handler(event, uow)
+        await self._handle(uow, [event])
 
     async def _failed(self, uow: UnitOfWork, item: _Item, error: Exception) -> None:
         assert item.event is not None

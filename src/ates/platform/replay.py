@@ -38,7 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ates.platform.broker import Ack, BatchHandler, Broker, Delivery, Outcome
-from ates.platform.consumer import EventConsumer, Handler
+from ates.platform.consumer import Batched, EventConsumer, Handler
 from ates.platform.db import Database
 from ates.platform.events import Event
 from ates.platform.tables import consumer_positions, dead_letters, inbox
@@ -161,23 +161,44 @@ def generation_guard(
     """The handlers, each first checking (in the event's transaction) that ``generation``
     is still current; if not, the event is left to the current generation."""
 
+    async def still_current(uow: UnitOfWork, events: Sequence[Event]) -> bool:
+        state = await read_generation(uow.session, service, default=default, lock=True)
+        if state.current != generation:
+            log.info(
+                "replay.skipped_stale",
+                service=service,
+                generation=generation,
+                current=state.current,
+                events=len(events),
+            )
+            return False
+        return True
+
     def guard(handler: Handler) -> Handler:
+        if isinstance(handler, Batched):
+            batched = handler
+
+            async def guarded_batch(events: Sequence[Event], uow: UnitOfWork) -> None:
+                if await still_current(uow, events):
+                    await batched.apply(events, uow)
+
+            return Batched(guarded_batch)
+        single = handler
+
         async def guarded(event: Event, uow: UnitOfWork) -> None:
-            state = await read_generation(uow.session, service, default=default, lock=True)
-            if state.current != generation:
-                log.info(
-                    "replay.skipped_stale",
-                    service=service,
-                    generation=generation,
-                    current=state.current,
-                    event_name=event.event_name,
-                )
-                return
-            await handler(event, uow)
+            if await still_current(uow, [event]):
+                await single(event, uow)
 
         return guarded
 
-    return {name: guard(handler) for name, handler in handlers.items()}
+    # One guard per handler object: events of one Batched handler must stay grouped.
+    guards: dict[int, Handler] = {}
+    guarded: dict[str, Handler] = {}
+    for name, handler in handlers.items():
+        if id(handler) not in guards:
+            guards[id(handler)] = guard(handler)
+        guarded[name] = guards[id(handler)]
+    return guarded
 
 
 def generation_consumer(runtime: Runtime, generation: int, *, default: int = 1) -> EventConsumer:

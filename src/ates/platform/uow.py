@@ -4,6 +4,10 @@ Use cases and event handlers receive a ``UnitOfWork``. They change state through
 ``uow.session`` and announce what happened with ``uow.emit(...)``; the event is
 validated at once (an invalid event raises before anything is written) and stored in the
 outbox *in the same transaction*. Only the unit of work commits.
+
+Outbox rows are kept in memory and written by one multi-row INSERT just before the commit:
+a consumer batch or a request that emits many events pays one statement, not one each.
+A savepoint that rolls back forgets the events emitted inside it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from ates.platform.db import Database
 from ates.platform.events import Event, Registry, default_registry
 from ates.platform.tables import outbox
 
+_INSERT_OUTBOX = insert(outbox)
+
 
 class UnitOfWork:
     def __init__(self, db: Database, producer: str, registry: Registry | None = None) -> None:
@@ -29,7 +35,7 @@ class UnitOfWork:
         self.registry = registry or default_registry()
         self._session: AsyncSession | None = None
         self.emitted: list[Event] = []
-        self._wrote_outbox = False
+        self._outbox_rows: list[dict[str, Any]] = []
 
     @property
     def session(self) -> AsyncSession:
@@ -67,13 +73,14 @@ class UnitOfWork:
         """A part of the transaction that an error undoes alone (its writes and the
         events it emitted); the rest of the unit of work goes on. The error is
         re-raised."""
-        emitted = len(self.emitted)
+        emitted, rows = len(self.emitted), len(self._outbox_rows)
         nested = await self.session.begin_nested()
         try:
             yield
         except BaseException:
             await nested.rollback()
             del self.emitted[emitted:]
+            del self._outbox_rows[rows:]
             raise
         await nested.commit()
 
@@ -85,15 +92,14 @@ class UnitOfWork:
         version: int | None = None,
         trace: str | None = None,
     ) -> Event:
-        """Validate ``data`` and write the event to the outbox in this transaction."""
+        """Validate ``data`` and put the event in this transaction's outbox rows."""
         event = self._event(event_name, data, version=version, trace=trace)
-        await self.session.execute(insert(outbox).values(self._outbox_row(event)))
+        self._outbox_rows.append(self._outbox_row(event))
         self.emitted.append(event)
-        self._wrote_outbox = True
         return event
 
     async def emit_many(self, event_name: str, items: list[dict[str, Any]]) -> int:
-        """Bulk form of :meth:`emit` for large batches (one INSERT for many rows)."""
+        """Bulk form of :meth:`emit` for large batches (one event time for all)."""
         if not items:
             return 0
         version = self.registry.latest_version(event_name)
@@ -102,8 +108,7 @@ class UnitOfWork:
             self._outbox_row(self._event(event_name, data, version=version, event_time=now))
             for data in items
         ]
-        await self.session.execute(insert(outbox), rows)
-        self._wrote_outbox = True
+        self._outbox_rows.extend(rows)
         return len(rows)
 
     def _event(
@@ -136,6 +141,10 @@ class UnitOfWork:
         }
 
     async def commit(self) -> None:
+        rows, self._outbox_rows = self._outbox_rows, []
+        if rows:
+            connection = await self.session.connection()
+            await connection.execute(_INSERT_OUTBOX, rows)
         await self.session.commit()
-        if self._wrote_outbox:
+        if rows:
             self._db.outbox_signal.set()

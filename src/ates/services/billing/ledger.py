@@ -34,12 +34,15 @@ from ates.services.billing.models import (
 SYSTEM_ACCOUNTS = {domain.COMPANY: COMPANY_ACCOUNT_ID, domain.CASH: CASH_ACCOUNT_ID}
 
 
-def _insert_ignoring_duplicates(session: AsyncSession, entity: type[Any]) -> Any:
+def insert_ignoring_duplicates(dialect: str, entity: type[Any]) -> Any:
     """``INSERT … ON CONFLICT DO NOTHING`` for this database: a row created by a concurrent
     process (two events for one task or person at once) is simply already there."""
-    dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(entity).on_conflict_do_nothing()
+
+
+def _insert_ignoring_duplicates(session: AsyncSession, entity: type[Any]) -> Any:
+    return insert_ignoring_duplicates(session.get_bind().dialect.name, entity)
 
 
 async def person_account_id(session: AsyncSession, owner_public_id: str) -> int:
