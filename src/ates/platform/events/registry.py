@@ -66,6 +66,9 @@ class Registry:
                 )
             self._versions[(item.name, item.version)] = item
         self._upcasters = upcasters
+        self._latest: dict[str, int] = {}
+        for name, version in self._versions:
+            self._latest[name] = max(version, self._latest.get(name, 0))
 
     # --- lookups --------------------------------------------------------------------
 
@@ -88,7 +91,10 @@ class Registry:
         )
 
     def latest_version(self, name: str) -> int:
-        return self.versions_of(name)[-1].version
+        try:
+            return self._latest[name]
+        except KeyError:
+            raise UnknownEvent(f"no schema registered for event {name!r}") from None
 
     def get(self, name: str, version: int) -> SchemaVersion:
         try:

@@ -22,11 +22,11 @@ from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ates.platform.consumer import Rejected
 from ates.platform.events import Event
+from ates.platform.sql import insert_for
 from ates.platform.uow import UnitOfWork
 from ates.services.analytics.domain import (
     Completion,
@@ -240,9 +240,8 @@ class _Statements:
 
 @cache
 def _statements(dialect: str) -> _Statements:
-    """The upserts, built once per database kind (``INSERT … ON CONFLICT`` is spelled the
-    same on SQLite and PostgreSQL, but each dialect has its own construct)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    """The upserts, built once per database kind."""
+    insert = insert_for(dialect)
 
     tasks = insert(_tasks)
     tasks = tasks.on_conflict_do_update(

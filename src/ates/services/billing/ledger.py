@@ -15,9 +15,9 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ates.platform.sql import insert_for
 from ates.platform.uow import UnitOfWork
 from ates.services.billing import domain
 from ates.services.billing.models import (
@@ -37,8 +37,7 @@ SYSTEM_ACCOUNTS = {domain.COMPANY: COMPANY_ACCOUNT_ID, domain.CASH: CASH_ACCOUNT
 def insert_ignoring_duplicates(dialect: str, entity: type[Any]) -> Any:
     """``INSERT … ON CONFLICT DO NOTHING`` for this database: a row created by a concurrent
     process (two events for one task or person at once) is simply already there."""
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(entity).on_conflict_do_nothing()
+    return insert_for(dialect)(entity).on_conflict_do_nothing()
 
 
 def _insert_ignoring_duplicates(session: AsyncSession, entity: type[Any]) -> Any:

@@ -8,13 +8,16 @@ or redelivered event never produces a message of its own.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 
+from ates.platform.consumer import Batched, Handler
 from ates.platform.events import Event
 from ates.platform.events.ordering import is_newer
+from ates.platform.sql import insert_for
 from ates.platform.uow import UnitOfWork
 from ates.services.notifications.domain import PAYOUT, TASK_ASSIGNED
 from ates.services.notifications.models import Notice, Person, TaskCopy
@@ -40,47 +43,68 @@ async def on_account_updated(event: Event, uow: UnitOfWork) -> None:
     await _set_profile(uow, event.data, event.event_time)
 
 
-async def on_task_created(event: Event, uow: UnitOfWork) -> None:
-    """``event`` is v2 whatever the producer sent: the consumer upcasts v1 on arrival."""
-    data = event.data
-    task = await uow.session.scalar(select(TaskCopy).where(TaskCopy.public_id == data["public_id"]))
-    if task is None:
-        task = TaskCopy(public_id=data["public_id"])
-        uow.session.add(task)
-    task.title = data["title"]
-    task.jira_id = data["jira_id"]
-
-
-async def on_task_assigned(event: Event, uow: UnitOfWork) -> None:
-    data = event.data
-    uow.session.add(
-        Notice(
-            kind=TASK_ASSIGNED,
-            person_public_id=data["assignee_public_id"],
-            task_public_id=data["task_public_id"],
-            reason=data["reason"],
-            created_at=datetime.now(UTC),
+async def record(events: Sequence[Event], uow: UnitOfWork) -> None:
+    """A run of task and payout events: the task copies (the latest ``TaskCreated`` of a
+    task wins, as one by one) and the notices, each kind written in one statement."""
+    copies: dict[str, dict[str, Any]] = {}
+    notices: list[dict[str, Any]] = []
+    now = datetime.now(UTC)
+    for event in events:
+        data = event.data
+        match event.event_name:
+            case "TaskCreated":  # v2 whatever the producer sent: v1 is upcast on arrival
+                copies[data["public_id"]] = {
+                    "public_id": data["public_id"],
+                    "title": data["title"],
+                    "jira_id": data["jira_id"],
+                }
+            case "TaskAssigned":
+                notices.append(
+                    _notice(
+                        kind=TASK_ASSIGNED,
+                        person_public_id=data["assignee_public_id"],
+                        task_public_id=data["task_public_id"],
+                        reason=data["reason"],
+                        created_at=now,
+                    )
+                )
+            case "PayoutMade":
+                notices.append(
+                    _notice(
+                        kind=PAYOUT,
+                        person_public_id=data["owner_public_id"],
+                        amount_cents=data["amount_cents"],
+                        business_date=date.fromisoformat(data["business_date"]),
+                        created_at=now,
+                    )
+                )
+    connection = await uow.session.connection()
+    if copies:
+        upsert = insert_for(connection.dialect.name)(_tasks)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["public_id"],
+            set_={"title": upsert.excluded.title, "jira_id": upsert.excluded.jira_id},
         )
-    )
+        await connection.execute(upsert, list(copies.values()))
+    if notices:
+        await connection.execute(_INSERT_NOTICE, notices)
 
 
-async def on_payout_made(event: Event, uow: UnitOfWork) -> None:
-    data = event.data
-    uow.session.add(
-        Notice(
-            kind=PAYOUT,
-            person_public_id=data["owner_public_id"],
-            amount_cents=data["amount_cents"],
-            business_date=date.fromisoformat(data["business_date"]),
-            created_at=datetime.now(UTC),
-        )
-    )
+def _notice(**values: Any) -> dict[str, Any]:
+    return dict.fromkeys(_NOTICE_FIELDS) | values
 
 
-HANDLERS = {
+_tasks = Table("tasks", TaskCopy.metadata)
+_notices = Table("notices", Notice.metadata)
+_INSERT_NOTICE = insert(_notices)
+_NOTICE_FIELDS = [c.name for c in _notices.c if c.name != "id"]
+_RECORD = Batched(record)
+
+
+HANDLERS: dict[str, Handler] = {
     "AccountCreated": on_account_created,
     "AccountUpdated": on_account_updated,
-    "TaskCreated": on_task_created,
-    "TaskAssigned": on_task_assigned,
-    "PayoutMade": on_payout_made,
+    "TaskCreated": _RECORD,
+    "TaskAssigned": _RECORD,
+    "PayoutMade": _RECORD,
 }
