@@ -105,8 +105,11 @@ class Settings(BaseSettings):
         if value is None or value == "":
             return None
         scheme = value.split("://", 1)[0] if "://" in value else ""
-        if scheme not in ("nats", "tls", "amqp", "amqps"):
-            raise ValueError(f"not a broker URL: {value!r} (use nats://host:port or amqp://...)")
+        if scheme not in ("nats", "tls", "amqp", "amqps", "kafka"):
+            raise ValueError(
+                f"not a broker URL: {value!r} "
+                "(use nats://host:port, amqp://... or kafka://host:port[,host:port])"
+            )
         return value
 
     @model_validator(mode="after")

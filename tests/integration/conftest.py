@@ -1,4 +1,4 @@
-"""Fixtures of the production backends (PostgreSQL, RabbitMQ) for integration tests."""
+"""Fixtures of the production backends (PostgreSQL, RabbitMQ, Kafka) for integration tests."""
 
 from tests.backends import (
     make_postgres_database,
@@ -7,9 +7,12 @@ from tests.backends import (
     rabbitmq_server,
     rabbitmq_url,
 )
+from tests.kafka import kafka_server, own_kafka_server
 
 __all__ = [
+    "kafka_server",
     "make_postgres_database",
+    "own_kafka_server",
     "postgres_dsn",
     "postgres_url",
     "rabbitmq_server",

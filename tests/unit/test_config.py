@@ -32,7 +32,7 @@ def test_defaults_are_the_embedded_mode(tmp_path: Path) -> None:
         ({"timezone": "Mars/Olympus"}, "ATES_TIMEZONE: unknown time zone 'Mars/Olympus'"),
         ({"billing_database_url": "mysql://x/y"}, "ATES_BILLING_DATABASE_URL: unsupported driver"),
         ({"tasks_database_url": "::::"}, "ATES_TASKS_DATABASE_URL: not a database URL"),
-        ({"broker_url": "kafka://k:9092"}, "ATES_BROKER_URL: not a broker URL"),
+        ({"broker_url": "redis://r:6379"}, "ATES_BROKER_URL: not a broker URL"),
         ({"port_base": "eighty"}, "ATES_PORT_BASE:"),
         ({"environment": "production"}, "ATES_SECRET_KEY must be set in production"),
     ],

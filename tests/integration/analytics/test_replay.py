@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from ates.config import Settings
 from ates.platform import migrations
+from ates.platform.broker.kafka.server import LocalKafka
 from ates.platform.db import Database
 from ates.platform.embedded_nats import EmbeddedNats
 from ates.platform.events import Event
@@ -84,6 +85,14 @@ async def test_replay_while_the_service_runs_on_rabbitmq(
     tmp_path: Path, rabbitmq_url: str, tokens: TokenFactory
 ) -> None:
     settings = make_settings(tmp_path / "data", rabbitmq_url, timezone=ZONE)
+    await replay_while_running(settings, tokens, None)
+
+
+@pytest.mark.kafka
+async def test_replay_while_the_service_runs_on_kafka(
+    tmp_path: Path, own_kafka_server: LocalKafka, tokens: TokenFactory
+) -> None:
+    settings = make_settings(tmp_path / "data", own_kafka_server.url, timezone=ZONE)
     await replay_while_running(settings, tokens, None)
 
 

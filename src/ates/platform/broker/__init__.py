@@ -26,7 +26,7 @@ __all__ = [
 
 
 def create_broker(url: str, **options: Any) -> Broker:
-    """The adapter for a broker URL: ``nats://`` or ``amqp://``."""
+    """The adapter for a broker URL: ``nats://``, ``amqp://`` or ``kafka://``."""
     if url.startswith(("nats://", "tls://")):
         from ates.platform.broker.nats import NatsBroker
 
@@ -35,4 +35,8 @@ def create_broker(url: str, **options: Any) -> Broker:
         from ates.platform.broker.rabbitmq import RabbitBroker
 
         return RabbitBroker(url, **options)
+    if url.startswith("kafka://"):
+        from ates.platform.broker.kafka import KafkaBroker
+
+        return KafkaBroker(url, **options)
     raise ValueError(f"unsupported broker URL {url!r}")
