@@ -242,3 +242,15 @@ def test_a_newer_version_from_an_upgraded_producer_is_read_as_the_newest_known()
     )
     with pytest.raises(InvalidEvent, match="description"):
         registry.upcast(broken)
+
+
+def test_every_event_names_its_aggregate_in_a_required_field() -> None:
+    from ates.platform.events.registry import AGGREGATE_KEYS
+
+    registry = default_registry()
+    assert set(AGGREGATE_KEYS) == set(registry.names())
+    for item in registry:
+        field = AGGREGATE_KEYS[item.name]
+        assert field in item.schema["required"], f"{item.path}: {field} is not required"
+        example = item.schema["examples"][0]
+        assert registry.aggregate_key(item.name, example) == str(example[field])

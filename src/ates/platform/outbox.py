@@ -16,12 +16,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ates.platform.broker import Broker, BrokerUnavailable, OutgoingMessage
 from ates.platform.db import Database
+from ates.platform.events import Registry, default_registry
 from ates.platform.tables import outbox
 from ates.platform.telemetry import EVENTS_PUBLISHED, OUTBOX_BACKLOG
 
@@ -38,8 +40,10 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_seconds: float = 1.0,
         max_backoff_seconds: float = 10.0,
+        registry: Registry | None = None,
     ) -> None:
         self.service = service
+        self.registry = registry or default_registry()
         self.db = db
         self.broker = broker
         self.batch_size = batch_size
@@ -112,10 +116,15 @@ class OutboxRelay:
                     domain=row.domain,
                     event_name=row.event_name,
                     body=row.payload.encode(),
+                    key=self._key(row.event_name, row.payload),
                 )
                 for row in rows
             ]
         )
+
+    def _key(self, event_name: str, payload: str) -> str | None:
+        data = orjson.loads(payload).get("data") or {}
+        return self.registry.aggregate_key(event_name, data)
 
     @staticmethod
     async def _mark_sent(session: AsyncSession, rows: Sequence[Any]) -> None:

@@ -26,6 +26,23 @@ from ates.platform.events.envelope import Event
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
+# The aggregate each event is about: the field of its data naming it. A broker that
+# partitions its log (Kafka) keeps one aggregate's events in one partition, in order, so
+# a task's Created, Assigned and Completed (or a person's movements) arrive as written.
+AGGREGATE_KEYS: dict[str, str] = {
+    "AccountCreated": "public_id",
+    "AccountUpdated": "public_id",
+    "AccountRoleChanged": "public_id",
+    "AccountDeactivated": "public_id",
+    "TaskCreated": "public_id",
+    "TaskAssigned": "task_public_id",
+    "TaskCompleted": "task_public_id",
+    "TaskPriced": "task_public_id",
+    "TransactionApplied": "owner_public_id",
+    "PayoutMade": "owner_public_id",
+    "DayClosed": "business_date",
+}
+
 
 class UnknownEvent(LookupError):
     pass
@@ -104,6 +121,12 @@ class Registry:
 
     def __iter__(self) -> Iterator[SchemaVersion]:
         return iter(sorted(self._versions.values(), key=lambda v: (v.domain, v.name, v.version)))
+
+    def aggregate_key(self, name: str, data: dict[str, Any]) -> str | None:
+        """The id of the aggregate an event is about (see :data:`AGGREGATE_KEYS`)."""
+        field = AGGREGATE_KEYS.get(name)
+        value = data.get(field) if field else None
+        return None if value is None else str(value)
 
     def upcaster(self, name: str, from_version: int) -> Upcaster | None:
         return self._upcasters.get((name, from_version))
