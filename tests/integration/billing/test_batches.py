@@ -100,13 +100,18 @@ async def ledger_state(db: Database) -> dict[str, Any]:
             .where(outbox.c.event_name == "TransactionApplied")
             .order_by(outbox.c.id)
         )
+        applied = [Event.from_json(payload) for payload in payloads]
+        times: dict[str, list[str]] = {}
+        for event in applied:
+            times.setdefault(event.data["owner_public_id"], []).append(event.data["applied_at"])
         return {
             "transactions": sorted(tuple(row) for row in movements),
             "prices": {
                 t.public_id: (t.assign_fee_cents, t.reward_cents, t.title, t.jira_id) for t in tasks
             },
             "balances": {a.owner_public_id or a.kind: a.balance_cents for a in accounts},
-            "applied": [_without_ids(Event.from_json(payload)) for payload in payloads],
+            "applied": [_without_ids(event) for event in applied],
+            "times": times,
         }
 
 
@@ -140,5 +145,9 @@ async def test_a_batch_books_what_one_by_one_books(
     assert actual["balances"] == expected["balances"]
     assert actual["applied"] == expected["applied"]
     assert sum(actual["balances"].values()) == 0  # double entry: the company took the rest
+    for state in (expected, actual):
+        # readers (analytics) keep the balance after a person's latest movement, by time
+        for owner, times in state["times"].items():
+            assert times == sorted(set(times)), f"{owner}'s movements share or reverse a time"
     await one_db.dispose()
     await many_db.dispose()

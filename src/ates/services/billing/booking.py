@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -100,6 +100,17 @@ class _Run:
     names: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     postings: list[_Posting] = field(default_factory=list)
     moved: dict[int, int] = field(default_factory=dict)  # account id -> balance now
+    last_applied: datetime | None = None
+
+    def applied_at(self) -> datetime:
+        """The moment of the next posting, strictly after the previous one: readers order
+        a person's movements by it (analytics keeps the balance after the latest), as
+        they did when each event took its own transaction."""
+        now = datetime.now(UTC)
+        if self.last_applied is not None and now <= self.last_applied:
+            now = self.last_applied + timedelta(microseconds=1)
+        self.last_applied = now
+        return now
 
 
 async def book_task_events(events: Sequence[Event], uow: UnitOfWork, rng: random.Random) -> None:
@@ -127,7 +138,6 @@ async def book_task_events(events: Sequence[Event], uow: UnitOfWork, rng: random
                     task_id,
                     task,
                     event.event_time,  # the moment tasks assigned it, not when we heard of it
-                    now,
                 )
             case "TaskCompleted":
                 task_id = data["task_public_id"]
@@ -149,7 +159,6 @@ async def book_task_events(events: Sequence[Event], uow: UnitOfWork, rng: random
                     task_id,
                     task,
                     completed_at,
-                    now,
                 )
             case name:
                 raise ValueError(f"not a task event: {name}")
@@ -273,7 +282,6 @@ async def _post(
     task_public_id: str,
     task: _Task,
     happened_at: datetime,
-    now: datetime,
 ) -> None:
     key = str(event.event_id)
     if key in run.booked:
@@ -295,7 +303,15 @@ async def _post(
         was = run.moved.get(account, run.balances[account])
         run.moved[account] = was + leg.amount_cents
     booked = _Posting(
-        key, posting, reason, task_public_id, day, late_from, description, new_id(), now
+        key,
+        posting,
+        reason,
+        task_public_id,
+        day,
+        late_from,
+        description,
+        new_id(),
+        run.applied_at(),
     )
     run.postings.append(booked)
     await uow.emit(
@@ -309,7 +325,7 @@ async def _post(
             "balance_after_cents": run.moved[run.account_ids[posting.owner]],
             "task_public_id": task_public_id,
             "business_date": day.isoformat(),
-            "applied_at": now.isoformat().replace("+00:00", "Z"),
+            "applied_at": booked.applied_at.isoformat().replace("+00:00", "Z"),
             "description": description,
         },
     )

@@ -1,0 +1,198 @@
+"""The production topology on this machine's servers, for ``bench/system.py --production``.
+
+What docker-compose deploys (docs/operations.md), as processes: a fresh PostgreSQL
+database per service (``ates_bench_<hex>_<service>``), a fresh RabbitMQ virtual host
+(``ates-bench-<hex>``), ``ates migrate`` once, an admin and a manager made with
+``ates users create``, then ``python -m ates serve SERVICE --no-migrate`` for auth and two
+processes of every consuming service (tasks, billing, analytics, notifications). A second
+process listens on ports of its own but is told the same public URLs, as a replica behind
+a proxy would be; the benchmark spreads its requests over both. Everything is removed
+afterwards: processes, databases (``DROP … WITH (FORCE)``), the virtual host.
+(The same idea as ``tests/e2e/production.py``, which a benchmark must not import.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import asyncpg
+from _system_client import BenchError, Login
+from _system_resources import Watched
+from _system_target import Seed, Target, free_port_base, settings_env, wait_connected
+
+from ates.config import PORT_OFFSETS, SERVICES
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
+PUBLIC = ("auth", "tasks", "billing", "analytics")
+REPLICAS = {"auth": 1, "tasks": 2, "billing": 2, "analytics": 2, "notifications": 2}
+
+
+async def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> str:
+    process = await asyncio.create_subprocess_exec(
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    if process.returncode != 0:
+        raise BenchError(f"{' '.join(args[:4])} failed: {(err or out).decode().strip()}")
+    return out.decode()
+
+
+def _database_url(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    url = urlunsplit(parts._replace(path=f"/{name}"))
+    return url.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+def _start(
+    env: dict[str, str], first: int, log: Path, started: list[subprocess.Popen[bytes]]
+) -> dict[str, list[str]]:
+    """Every service's processes, in ``REPLICAS`` order (appended to ``started``); the
+    URL of each process by service."""
+    bases = [first]
+    for _ in range(max(REPLICAS.values()) - 1):
+        taken = frozenset(b + o for b in bases for o in PORT_OFFSETS.values())
+        bases.append(free_port_base(avoid=taken))
+    urls: dict[str, list[str]] = {s: [] for s in SERVICES}
+    with log.open("ab") as out:
+        for service, count in REPLICAS.items():
+            for base in bases[:count]:
+                started.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "ates", "serve", service, "--no-migrate"],
+                        env={**env, "ATES_PORT_BASE": str(base)},
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        start_new_session=True,
+                    )
+                )
+                urls[service].append(f"http://127.0.0.1:{base + PORT_OFFSETS[service]}")
+    return urls
+
+
+def _stop(processes: list[subprocess.Popen[bytes]], timeout: float = 30) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.asynccontextmanager
+async def production(
+    workdir: Path,
+    seed: Seed | None = None,
+    postgres: str = POSTGRES,
+    rabbitmq: str = RABBITMQ,
+) -> AsyncIterator[Target]:
+    tag = uuid.uuid4().hex[:10]
+    vhost = f"ates-bench-{tag}"
+    names = {service: f"ates_bench_{tag}_{service}" for service in SERVICES}
+    created: list[str] = []
+    vhost_made = False
+    processes: list[subprocess.Popen[bytes]] = []
+    log = workdir / "services.log"
+    try:
+        maintenance = await asyncpg.connect(postgres)
+        try:
+            for name in names.values():
+                await maintenance.execute(f'CREATE DATABASE "{name}"')
+                created.append(name)
+        finally:
+            await maintenance.close()
+        await _run("rabbitmqctl", "add_vhost", vhost)
+        vhost_made = True
+        user = urlsplit(rabbitmq).username or "guest"
+        await _run("rabbitmqctl", "set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+
+        first = free_port_base()
+        public = {s: f"http://127.0.0.1:{first + PORT_OFFSETS[s]}" for s in PUBLIC}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ATES_")}
+        env.update(settings_env())
+        env.update(
+            ATES_BROKER_URL=urlunsplit(urlsplit(rabbitmq)._replace(path="/" + quote(vhost, ""))),
+            ATES_SECRET_KEY=secrets.token_hex(32),
+            ATES_DATA_DIR=str(workdir / "data"),
+            ATES_PORT_BASE=str(first),
+        )
+        env.setdefault("ATES_LOG_LEVEL", "WARNING")
+        env.update({f"ATES_{s.upper()}_URL": url for s, url in public.items()})
+        env.update(
+            {f"ATES_{s.upper()}_DATABASE_URL": _database_url(postgres, n) for s, n in names.items()}
+        )
+        python = sys.executable
+        await _run(python, "-m", "ates", "migrate", env=env)
+        logins = [
+            Login(f"bench-{tag}-{role}", role, secrets.token_urlsafe(15))
+            for role in ("admin", "manager")
+        ]
+        for login in logins:
+            await _run(
+                python,
+                "-m",
+                "ates",
+                "users",
+                "create",
+                login.username,
+                "--role",
+                login.role,
+                "--password",
+                login.password,
+                env=env,
+            )
+        if seed is not None:
+            await seed(env["ATES_TASKS_DATABASE_URL"])
+
+        urls = _start(env, first, log, processes)
+        watched = [
+            Watched(service, process.pid)
+            for service, process in zip(
+                (s for s, count in REPLICAS.items() for _ in range(count)), processes, strict=True
+            )
+        ]
+        try:
+            await wait_connected([u for found in urls.values() for u in found], timeout=120)
+        except BenchError as error:
+            raise BenchError(f"{error}; the services' output is in {log}")
+        yield Target(
+            mode="production",
+            urls={s: urls[s] for s in PUBLIC},
+            broker_url=env["ATES_BROKER_URL"],
+            admin=logins[0],
+            manager=logins[1],
+            known=logins,
+            watched=watched,
+            shared=[("beam.smp", "rabbitmq (shared)"), ("postgres", "postgresql (shared)")],
+            logs=log,
+        )
+    finally:
+        await asyncio.to_thread(_stop, processes)
+        if vhost_made:
+            with contextlib.suppress(BenchError, TimeoutError):
+                await _run("rabbitmqctl", "delete_vhost", vhost)
+        if created:
+            maintenance = await asyncpg.connect(postgres)
+            try:
+                for name in created:
+                    await maintenance.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await maintenance.close()
