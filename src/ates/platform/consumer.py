@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ates.platform.broker import Ack, Delivery, Outcome, Retry
@@ -43,6 +43,10 @@ from ates.platform.uow import UnitOfWork
 log = structlog.get_logger(__name__)
 
 _INSERT_INBOX = insert(inbox)
+_IN_INBOX = select(inbox.c.event_id).where(
+    inbox.c.consumer == bindparam("consumer"),
+    inbox.c.event_id.in_(bindparam("ids", expanding=True)),
+)
 
 EventHandler = Callable[[Event, UnitOfWork], Awaitable[None]]
 
@@ -166,10 +170,9 @@ class EventConsumer:
             await uow.session.execute(select(func.pg_advisory_xact_lock(key)))
 
     async def _in_inbox(self, uow: UnitOfWork, event_ids: Sequence[str]) -> set[str]:
-        rows = await uow.session.execute(
-            select(inbox.c.event_id).where(
-                inbox.c.consumer == self.inbox_name, inbox.c.event_id.in_(event_ids)
-            )
+        connection = await uow.session.connection()
+        rows = await connection.execute(
+            _IN_INBOX, {"consumer": self.inbox_name, "ids": list(event_ids)}
         )
         return set(rows.scalars())
 

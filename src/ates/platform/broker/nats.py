@@ -61,6 +61,7 @@ class NatsBroker(Broker):
         ack_wait_seconds: float = 30,
         publish_timeout: float = 10,
         handler_error_delay: float = 1.0,
+        linger_seconds: float = 0.01,
     ) -> None:
         self.url = url
         self._max_age = max_age_days * DAY
@@ -69,6 +70,7 @@ class NatsBroker(Broker):
         self._ack_wait = ack_wait_seconds
         self._publish_timeout = publish_timeout
         self._handler_error_delay = handler_error_delay
+        self._linger = linger_seconds
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._reconnects = 0
@@ -218,6 +220,10 @@ class NatsBroker(Broker):
                 except (TimeoutError, nats.errors.TimeoutError):
                     continue  # nothing waiting (nats-py #418)
                 await self._deliver(messages, handler)
+                if len(messages) < batch_size:
+                    # Not a backlog: let a few milliseconds of arrivals gather, so that a
+                    # busy consumer applies tens of events per transaction, not one.
+                    await asyncio.sleep(self._linger)
             except asyncio.CancelledError:
                 raise
             except (nats.errors.Error, BrokerUnavailable, OSError) as error:

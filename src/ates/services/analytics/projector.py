@@ -58,6 +58,7 @@ EVENTS = (
     "PayoutMade",
     "DayClosed",
 )
+_TASKS = sa.select(_tasks).where(_tasks.c.public_id.in_(sa.bindparam("ids", expanding=True)))
 _AMOUNTS = ("fees_cents", "rewards_cents", "payouts_cents", "fee_count", "reward_count")
 
 
@@ -181,7 +182,7 @@ async def _read_tasks(connection: AsyncConnection, events: Sequence[Event]) -> d
     }
     if not ids:
         return {}
-    rows = await connection.execute(sa.select(_tasks).where(_tasks.c.public_id.in_(ids)))
+    rows = await connection.execute(_TASKS, {"ids": list(ids)})
     return {row.public_id: _Task(**row._mapping) for row in rows}
 
 

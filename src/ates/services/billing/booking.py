@@ -47,6 +47,27 @@ _accounts = sa.Table("accounts", Account.metadata)
 _transactions = sa.Table("transactions", Transaction.metadata)
 _entries = sa.Table("entries", Entry.metadata)
 
+# Built once: a statement's construction and cache key cost more than SQLite's answer.
+_PRICES = sa.select(
+    _tasks.c.public_id,
+    _tasks.c.assign_fee_cents,
+    _tasks.c.reward_cents,
+    _tasks.c.title,
+    _tasks.c.jira_id,
+).where(_tasks.c.public_id.in_(sa.bindparam("tasks", expanding=True)))
+_REWARDED = sa.select(_transactions.c.task_public_id).where(
+    _transactions.c.kind == domain.Kind.REWARD.value,
+    _transactions.c.task_public_id.in_(sa.bindparam("tasks", expanding=True)),
+)
+_BOOKED = sa.select(_transactions.c.idempotency_key).where(
+    _transactions.c.idempotency_key.in_(sa.bindparam("keys", expanding=True))
+)
+_ACCOUNTS = sa.select(_accounts.c.id, _accounts.c.owner_public_id, _accounts.c.balance_cents).where(
+    sa.or_(
+        _accounts.c.owner_public_id.in_(sa.bindparam("owners", expanding=True)),
+        _accounts.c.id == COMPANY_ACCOUNT_ID,
+    )
+)
 _INSERT_PRICE = sa.insert(_tasks)
 _NAME_TASK = (
     sa.update(_tasks)
@@ -169,42 +190,18 @@ async def book_task_events(events: Sequence[Event], uow: UnitOfWork, rng: random
 
 
 async def _read(connection: AsyncConnection, uow: UnitOfWork, events: Sequence[Event]) -> _Run:
-    task_ids = {e.data.get("public_id") or e.data["task_public_id"] for e in events}
+    task_ids = list({e.data.get("public_id") or e.data["task_public_id"] for e in events})
     owners = {e.data["assignee_public_id"] for e in events if "assignee_public_id" in e.data}
     books = await ledger.books(uow.session)  # a share lock: no day closes meanwhile
     tasks = {
         row.public_id: _Task(
             domain.Price(row.assign_fee_cents, row.reward_cents), row.title, row.jira_id
         )
-        for row in await connection.execute(
-            sa.select(
-                _tasks.c.public_id,
-                _tasks.c.assign_fee_cents,
-                _tasks.c.reward_cents,
-                _tasks.c.title,
-                _tasks.c.jira_id,
-            ).where(_tasks.c.public_id.in_(task_ids))
-        )
+        for row in await connection.execute(_PRICES, {"tasks": task_ids})
     }
-    rewarded = set(
-        (
-            await connection.execute(
-                sa.select(_transactions.c.task_public_id).where(
-                    _transactions.c.kind == domain.Kind.REWARD.value,
-                    _transactions.c.task_public_id.in_(task_ids),
-                )
-            )
-        ).scalars()
-    )
-    booked = set(
-        (
-            await connection.execute(
-                sa.select(_transactions.c.idempotency_key).where(
-                    _transactions.c.idempotency_key.in_([str(e.event_id) for e in events])
-                )
-            )
-        ).scalars()
-    )
+    rewarded = set((await connection.execute(_REWARDED, {"tasks": task_ids})).scalars())
+    keys = [str(e.event_id) for e in events]
+    booked = set((await connection.execute(_BOOKED, {"keys": keys})).scalars())
     account_ids, balances = await _accounts_of(connection, owners)
     return _Run(books, tasks, rewarded, booked, account_ids, balances)
 
@@ -214,11 +211,7 @@ async def _accounts_of(
 ) -> tuple[dict[str, int], dict[int, int]]:
     """The accounts of ``owners`` (opened now for people not heard of yet, B2) and of the
     company, with their balances."""
-    query = sa.select(_accounts.c.id, _accounts.c.owner_public_id, _accounts.c.balance_cents)
-    wanted = query.where(
-        sa.or_(_accounts.c.owner_public_id.in_(owners), _accounts.c.id == COMPANY_ACCOUNT_ID)
-    )
-    rows = list(await connection.execute(wanted))
+    rows = list(await connection.execute(_ACCOUNTS, {"owners": list(owners)}))
     missing = owners - {row.owner_public_id for row in rows}
     if missing:
         await connection.execute(
@@ -234,9 +227,7 @@ async def _accounts_of(
                 for owner in sorted(missing)
             ],
         )
-        rows += list(
-            await connection.execute(query.where(_accounts.c.owner_public_id.in_(missing)))
-        )
+        rows += list(await connection.execute(_ACCOUNTS, {"owners": list(missing)}))
     account_ids = {row.owner_public_id: row.id for row in rows if row.owner_public_id}
     account_ids[domain.COMPANY] = COMPANY_ACCOUNT_ID
     return account_ids, {row.id: row.balance_cents for row in rows}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Table, insert, select
@@ -80,14 +81,19 @@ async def record(events: Sequence[Event], uow: UnitOfWork) -> None:
                 )
     connection = await uow.session.connection()
     if copies:
-        upsert = insert_for(connection.dialect.name)(_tasks)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=["public_id"],
-            set_={"title": upsert.excluded.title, "jira_id": upsert.excluded.jira_id},
-        )
-        await connection.execute(upsert, list(copies.values()))
+        await connection.execute(_copy_task(connection.dialect.name), list(copies.values()))
     if notices:
         await connection.execute(_INSERT_NOTICE, notices)
+
+
+@cache
+def _copy_task(dialect: str) -> Any:
+    """The upsert of a task's copy, built once per database kind."""
+    upsert = insert_for(dialect)(_tasks)
+    return upsert.on_conflict_do_update(
+        index_elements=["public_id"],
+        set_={"title": upsert.excluded.title, "jira_id": upsert.excluded.jira_id},
+    )
 
 
 def _notice(**values: Any) -> dict[str, Any]:
