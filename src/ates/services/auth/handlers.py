@@ -12,7 +12,7 @@ from ates.platform.uow import UnitOfWork
 from ates.services.auth import domain
 from ates.services.auth.models import LoginThrottle, Person
 from ates.services.auth.oauth.store import revoke_person_tokens
-from ates.services.auth.passwords import check_password, hash_password
+from ates.services.auth.passwords import check_password, new_password_hash
 
 
 class PersonExists(Exception):
@@ -83,7 +83,7 @@ async def create_person(uow: UnitOfWork, command: CreatePerson) -> Person:
         full_name=full_name,
         role=role,
         active=True,
-        password_hash=hash_password(command.password),
+        password_hash=await new_password_hash(command.password),
     )
     session.add(person)
     await session.flush()
