@@ -2,7 +2,9 @@
 
 Each test gets a throwaway place of its own on the shared server — a database
 ``ates_test_<hex>`` on PostgreSQL, a virtual host ``ates-test-<hex>`` on RabbitMQ — dropped
-afterwards, so tests never see each other's tables, queues or retained history.
+afterwards, so tests never see each other's tables, queues or retained history. A test
+that restarts RabbitMQ gets a node of its own instead (``own_rabbitmq``): nobody's
+connections to the shared server are ever dropped by a test.
 
 Where a server is absent the test skips with a message saying what to start; under
 ``CI=true`` an absent server fails the test instead (CI promises both servers).
@@ -19,11 +21,14 @@ import os
 import shutil
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+
+from tests.rabbitmq_node import RabbitNode, rabbitmq_bin_dir
 
 POSTGRES_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -155,9 +160,23 @@ def vhost_url(url: str, vhost: str) -> str:
     return urlunsplit(parts._replace(path=f"/{quote(vhost, safe='')}"))
 
 
+def restarts_rabbitmq(request: pytest.FixtureRequest) -> bool:
+    """Whether a test stops and starts RabbitMQ: it asks for ``restart_broker`` (the
+    broker contract) or calls :func:`restart_rabbitmq`."""
+    function = getattr(request, "function", None)
+    return "restart_broker" in request.fixturenames or (
+        function is not None and "restart_rabbitmq" in function.__code__.co_names
+    )
+
+
 @pytest.fixture
-async def rabbitmq_url(rabbitmq_server: str) -> AsyncIterator[str]:
-    """An AMQP URL on a virtual host of one test's own, deleted (with every queue) after."""
+async def rabbitmq_url(request: pytest.FixtureRequest, rabbitmq_server: str) -> AsyncIterator[str]:
+    """An AMQP URL on a virtual host of one test's own, deleted (with every queue) after;
+    for a test that restarts RabbitMQ, the URL of a node of its own (``own_rabbitmq``)."""
+    if restarts_rabbitmq(request):
+        node: RabbitNode = request.getfixturevalue("own_rabbitmq")
+        yield node.url
+        return
     vhost = f"ates-test-{uuid.uuid4().hex[:12]}"
     user = urlsplit(rabbitmq_server).username or "guest"
     await rabbitmqctl("add_vhost", vhost)
@@ -165,7 +184,6 @@ async def rabbitmq_url(rabbitmq_server: str) -> AsyncIterator[str]:
         await rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
         yield vhost_url(rabbitmq_server, vhost)
     finally:
-        await wait_for_rabbitmq(rabbitmq_server)  # a restarting test may leave it booting
         await rabbitmqctl("delete_vhost", vhost)
 
 
@@ -178,19 +196,37 @@ async def wait_for_rabbitmq(url: str, timeout: float = 60) -> None:
         await asyncio.sleep(0.2)
 
 
+_own_node: RabbitNode | None = None
+
+
+@pytest.fixture
+def own_rabbitmq(tmp_path: Path) -> Iterator[RabbitNode]:
+    """A RabbitMQ node of this test's own (``tests.rabbitmq_node``), stopped after it."""
+    global _own_node
+    bin_dir = rabbitmq_bin_dir()
+    if bin_dir is None:
+        unavailable("rabbitmq-server (a test starts a node of its own)", "install rabbitmq-server")
+    assert bin_dir is not None
+    node = RabbitNode(tmp_path / "rabbitmq", bin_dir)
+    node.start()
+    _own_node = node
+    try:
+        yield node
+    finally:
+        _own_node = None
+        node.stop()
+
+
 async def restart_rabbitmq(
     while_down: Callable[[], Awaitable[None]] | None = None, *, down_seconds: float = 0.0
 ) -> None:
-    """Stop the machine's RabbitMQ application, run ``while_down``, start it again.
+    """Restart the RabbitMQ node of the running test (``own_rabbitmq``: ``rabbitmq_url``
+    gives one to a test that calls this), running ``while_down`` while it is down.
 
-    ``stop_app`` keeps the Erlang node (and the data) and closes every connection, as a
-    restart would."""
-    await rabbitmqctl("stop_app")
-    try:
-        if while_down is not None:
-            await while_down()
-        if down_seconds:
-            await asyncio.sleep(down_seconds)
-    finally:
-        await rabbitmqctl("start_app")
-        await wait_for_rabbitmq(RABBITMQ_URL)
+    Never the machine's shared server: without a node of the test's own this refuses."""
+    if _own_node is None:
+        raise RuntimeError(
+            "restart_rabbitmq restarts a test's own RabbitMQ node (fixture own_rabbitmq), "
+            "never the machine's shared server"
+        )
+    await _own_node.restart(while_down, down_seconds=down_seconds)

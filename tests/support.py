@@ -118,23 +118,29 @@ def make_settings(data_dir: Path, broker_url: str | None, **overrides: Any) -> S
     return Settings(**values)
 
 
-def page_cookie(
-    settings: Settings,
-    service: str,
+async def page_cookie(
+    runtime: Runtime,
     role: str = "worker",
     sub: str | uuid.UUID | None = None,
     username: str = "someone",
+    **extra: Any,
 ) -> dict[str, str]:
-    """A signed session cookie for ``service``'s pages, as the login flow would leave it
-    (for page tests that do not exercise the login itself)."""
+    """A signed session cookie for the service's pages, as the login flow leaves it (its
+    session recorded on the server too), for page tests that do not exercise the login.
+    ``extra``: more session values (auth's own pages want ``signed_in_at``)."""
     import base64
     import json
 
     from itsdangerous import TimestampSigner
 
+    from ates.platform import sessions
+
+    person = str(sub or uuid.uuid4())
     session = {
-        "principal": {"public_id": str(sub or uuid.uuid4()), "role": role, "username": username}
+        sessions.SESSION_ID: await sessions.open_session(runtime, person),
+        "principal": {"public_id": person, "role": role, "username": username},
+        **extra,
     }
     data = base64.b64encode(json.dumps(session).encode())
-    value = TimestampSigner(settings.secret_key).sign(data).decode()
-    return {f"ates_{service}_session": value}
+    value = TimestampSigner(runtime.settings.secret_key).sign(data).decode()
+    return {f"ates_{runtime.spec.name}_session": value}

@@ -84,6 +84,9 @@ def serve(
         host=settings.host,
         port=settings.port(service),
         log_level="warning",
+        # uvicorn's records go to the root logger: one format (JSON in production) and
+        # the same redaction as every other line (ates.platform.telemetry)
+        log_config=None,
         lifespan="on",
         proxy_headers=True,
     )
@@ -346,4 +349,10 @@ _mount_service_commands()
 
 
 def main() -> None:
+    from ates.platform.telemetry import configure_logging
+
+    # Every command logs through the platform's pipeline (redacted, tracebacks without
+    # local variables), warnings and worse only: a command's output is what it prints.
+    # `ates serve` and `ates up` configure their own level.
+    configure_logging("WARNING")
     app()

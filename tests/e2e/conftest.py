@@ -1,16 +1,23 @@
 """Fixtures for end-to-end tests: one real system per test module (``ates up`` in a
-subprocess) and, for browser tests, Debian's Chromium driven by Playwright."""
+subprocess), for browser tests Debian's Chromium driven by Playwright, and the servers of
+the production topology (PostgreSQL, and a broker of each kind)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from ates.platform.broker.kafka.server import LocalKafka
+from tests.backends import postgres_dsn, rabbitmq_server
+from tests.e2e.production import KAFKA, RABBITMQ, TopologyBroker, rabbitmq_vhost
 from tests.e2e.stack import Stack, start_stack
+from tests.kafka import own_kafka_server
+
+__all__ = ["own_kafka_server", "postgres_dsn", "rabbitmq_server"]  # fixtures used below
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -68,3 +75,18 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@pytest.fixture(params=[RABBITMQ, KAFKA])
+async def production_broker(request: pytest.FixtureRequest) -> AsyncIterator[TopologyBroker]:
+    """The broker of a production topology; a test that asks for it runs once on each
+    kind: a fresh virtual host on the machine's RabbitMQ, or a Kafka broker of the test's
+    own (``own_kafka_server``: its own data folder, ports the operating system chose).
+    A test for one kind only says so: ``@pytest.mark.parametrize("production_broker",
+    [KAFKA], indirect=True)``."""
+    if request.param == "kafka":
+        server: LocalKafka = request.getfixturevalue("own_kafka_server")
+        yield TopologyBroker("kafka", server.url, kafka=server)
+    else:
+        async with rabbitmq_vhost(request.getfixturevalue("rabbitmq_server")) as broker:
+            yield broker

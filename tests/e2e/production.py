@@ -1,10 +1,13 @@
 """The production topology as real processes, for e2e tests (docs/operations.md).
 
 What ``docker-compose.yml`` deploys, on this machine's servers instead of containers:
-one fresh PostgreSQL database per service (``ates_flow_<hex>_<service>``), one fresh
-RabbitMQ virtual host (``ates-flow-<hex>``), ``ates migrate`` once, then every service as
-its own ``python -m ates serve SERVICE --no-migrate`` process — two each of ``tasks`` and
-``billing``. Every setting goes through the environment only.
+one fresh PostgreSQL database per service (``ates_flow_<hex>_<service>``), a broker
+(:class:`TopologyBroker`: a fresh virtual host ``ates-flow-<hex>`` on the machine's
+RabbitMQ, or a Kafka broker of the test's own, ``LocalKafka`` on ports the operating
+system chose, with its own data folder), ``ates migrate`` once, then every service as its
+own ``python -m ates serve SERVICE --no-migrate`` process — two each of the consuming
+services (tasks, billing, analytics, notifications). Every setting goes through the
+environment only.
 
 The second process of a scaled service listens on a port of another ``ATES_PORT_BASE``
 but is told the same public URLs (``ATES_AUTH_URL``, ``ATES_TASKS_URL``, …) as the first:
@@ -12,7 +15,8 @@ tokens name auth's public URL as their issuer, and every process fetches auth's 
 from there, as replicas behind one proxy would.
 
 Everything is removed afterwards: processes (SIGTERM, then kill if one hangs),
-databases (``DROP … WITH (FORCE)``), the virtual host with its queues and streams.
+databases (``DROP … WITH (FORCE)``), the virtual host with its queues and streams, or
+the Kafka broker with its data.
 """
 
 from __future__ import annotations
@@ -24,26 +28,27 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
+import pytest
 
 from ates.config import PORT_OFFSETS, SERVICES
+from ates.platform.broker.kafka.server import LocalKafka
 from ates.services.auth.password_login import password_login
 from tests.backends import (
     database_dsn,
     rabbitmqctl,
     sqlalchemy_url,
     vhost_url,
-    wait_for_rabbitmq,
 )
-from tests.e2e.stack import clean_env, free_port_base
+from tests.e2e.stack import PortBlock, clean_env, reserve_ports
 
 PUBLIC = ("auth", "tasks", "billing", "analytics")  # services with a public URL
 START_SECONDS = 120.0
@@ -59,6 +64,7 @@ class ServiceProcess:
     port: int
     process: subprocess.Popen[str]
     output: list[str] = field(default_factory=list)
+    killed: bool = False  # by the test (SIGKILL): its exit code says nothing
     _drain: threading.Thread | None = None
 
     @property
@@ -100,6 +106,35 @@ class ServiceProcess:
         return code
 
 
+# the kinds of broker a topology runs on, as test parameters (with their servers' markers)
+RABBITMQ = pytest.param("rabbitmq", marks=pytest.mark.rabbitmq, id="rabbitmq")
+KAFKA = pytest.param("kafka", marks=pytest.mark.kafka, id="kafka")
+
+
+@dataclass
+class TopologyBroker:
+    """The broker of one topology: which kind it is, its URL, and for Kafka the server
+    itself (a crash test kills it and starts it again on the same ports and data)."""
+
+    kind: str  # "rabbitmq" | "kafka"
+    url: str
+    kafka: LocalKafka | None = None
+
+
+@asynccontextmanager
+async def rabbitmq_vhost(rabbitmq_server: str) -> AsyncIterator[TopologyBroker]:
+    """A fresh virtual host on the machine's RabbitMQ, deleted (with every queue and
+    stream in it) afterwards."""
+    vhost = f"ates-flow-{uuid.uuid4().hex[:12]}"
+    await rabbitmqctl("add_vhost", vhost)
+    try:
+        user = urlsplit(rabbitmq_server).username or "guest"
+        await rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+        yield TopologyBroker("rabbitmq", vhost_url(rabbitmq_server, vhost))
+    finally:
+        await rabbitmqctl("delete_vhost", vhost)
+
+
 @dataclass
 class Production:
     """The running topology: its environment, its processes, its people."""
@@ -107,9 +142,10 @@ class Production:
     env: dict[str, str]
     workdir: Path
     databases: dict[str, str]  # service -> database name
-    vhost: str
+    broker: TopologyBroker
     processes: list[ServiceProcess] = field(default_factory=list)
     passwords: dict[str, str] = field(default_factory=dict)  # username -> password
+    ports: list[PortBlock] = field(default_factory=list)  # held while the topology lives
 
     # --- processes ------------------------------------------------------------------------
 
@@ -130,8 +166,21 @@ class Production:
         self.processes.append(started)
         return started
 
+    def kill(self, proc: ServiceProcess) -> None:
+        """SIGKILL, as a crash or the kernel's OOM killer ends a process: no shutdown, no
+        farewell to the broker, a batch in flight left where it was."""
+        proc.killed = True
+        proc.process.kill()
+        proc.wait()
+
+    def restart(self, proc: ServiceProcess) -> ServiceProcess:
+        """Start the service again where ``proc`` ran (its port, its replica number), as
+        an orchestrator replaces a crashed container."""
+        return self.start(proc.service, proc.replica, proc.port - PORT_OFFSETS[proc.service])
+
     def replicas(self, service: str) -> list[ServiceProcess]:
-        return [p for p in self.processes if p.service == service]
+        """The live processes of ``service`` (not those the test killed)."""
+        return [p for p in self.processes if p.service == service and not p.killed]
 
     def urls(self, service: str) -> list[str]:
         """The address of every process of ``service``, first replica first."""
@@ -145,7 +194,7 @@ class Production:
         """Until every process answers ``GET /healthz`` with 200; a process that exits
         meanwhile fails at once, with what it printed."""
         deadline = time.monotonic() + timeout
-        pending = list(self.processes)
+        pending = [p for p in self.processes if not p.killed]
         async with httpx.AsyncClient(timeout=2) as http:
             while pending:
                 for proc in list(pending):
@@ -167,11 +216,15 @@ class Production:
                 await asyncio.sleep(0.2)
 
     def stop(self) -> dict[str, int]:
-        """SIGTERM to every process still running, then each one's exit code by name."""
+        """SIGTERM to every process still running, then the exit code of each by name
+        (those the test killed left out)."""
         for proc in self.processes:
             if proc.process.poll() is None:
                 proc.process.send_signal(signal.SIGTERM)
-        return {proc.name: proc.wait() for proc in self.processes}
+        codes = {proc.name: proc.wait() for proc in self.processes if not proc.killed}
+        for proc in self.processes:
+            proc.wait()
+        return codes
 
     def output(self, tail: int | None = None) -> str:
         """What every process printed (the last ``tail`` lines of each), each line prefixed
@@ -180,6 +233,7 @@ class Production:
         for p in self.processes:
             code = p.process.poll()
             state = "running" if code is None else f"exited with {code}"
+            state += ", killed by the test" if p.killed else ""
             shown = p.output[-tail:] if tail else p.output
             lines.append(f"--- {p.name} ({state}), {len(p.output)} lines, last {len(shown)}:")
             lines += [f"{p.name}| {line}" for line in shown]
@@ -270,16 +324,16 @@ def topology_env(
 
 @asynccontextmanager
 async def production(
-    postgres_dsn: str, rabbitmq_server: str, workdir: Path
+    postgres_dsn: str, broker: TopologyBroker, workdir: Path
 ) -> AsyncIterator[Production]:
-    """Fresh databases and virtual host, migrated; no service started yet (see
-    :func:`start_all`). Everything is stopped and removed on exit."""
+    """Fresh databases, migrated, on ``broker``; no service started yet (see
+    :func:`start_all`). Processes and databases are stopped and removed on exit (the
+    broker by whoever provided it)."""
     tag = uuid.uuid4().hex[:12]
-    vhost = f"ates-flow-{tag}"
     names = {service: f"ates_flow_{tag}_{service}" for service in SERVICES}
     created: list[str] = []
-    vhost_made = False
     topology: Production | None = None
+    ports = reserve_ports()
     try:
         maintenance = await asyncpg.connect(postgres_dsn)
         try:
@@ -288,30 +342,27 @@ async def production(
                 created.append(name)
         finally:
             await maintenance.close()
-        await rabbitmqctl("add_vhost", vhost)
-        vhost_made = True
-        user = urlsplit(rabbitmq_server).username or "guest"
-        await rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
 
         data_dir = workdir / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
         env = topology_env(
-            broker_url=vhost_url(rabbitmq_server, vhost),
+            broker_url=broker.url,
             database_urls={
                 s: sqlalchemy_url(database_dsn(postgres_dsn, n)) for s, n in names.items()
             },
-            port_base=free_port_base(),
+            port_base=ports.base,
             data_dir=data_dir,
         )
-        topology = Production(env=env, workdir=workdir, databases=names, vhost=vhost)
+        topology = Production(
+            env=env, workdir=workdir, databases=names, broker=broker, ports=[ports]
+        )
         await topology.ates("migrate")
         yield topology
     finally:
         if topology is not None:
             topology.stop()  # idempotent: what the test stopped already is only waited for
-        if vhost_made:
-            await wait_for_rabbitmq(rabbitmq_server)  # another test may be restarting it
-            await rabbitmqctl("delete_vhost", vhost)
+        for block in topology.ports if topology is not None else [ports]:
+            block.release()
         if created:
             maintenance = await asyncpg.connect(postgres_dsn)
             try:
@@ -321,22 +372,37 @@ async def production(
                 await maintenance.close()
 
 
-SCALED: Mapping[str, int] = {"tasks": 2, "billing": 2}  # processes per scaled-out service
+# processes per scaled-out service: two of each that consumes events, so that each of
+# them shares its queues (RabbitMQ) or its partitions (Kafka) with a second process
+SCALED: Mapping[str, int] = {"tasks": 2, "billing": 2, "analytics": 2, "notifications": 2}
 
 
 def start_all(topology: Production, scaled: Mapping[str, int] = SCALED) -> None:
     """Every service as its own process; ``scaled`` services get more processes, each
     further one on a port base of its own but with the same public URLs."""
     first = int(topology.env["ATES_PORT_BASE"])
-    taken = {first + offset for offset in PORT_OFFSETS.values()}
     for service in SERVICES:
         topology.start(service, 1, first)
     for replica in range(2, max(scaled.values(), default=1) + 1):
-        base = free_port_base(avoid=taken)
-        taken |= {base + offset for offset in PORT_OFFSETS.values()}
+        block = reserve_ports()  # held by the topology until it is torn down
+        topology.ports.append(block)
         for service, count in scaled.items():
             if replica <= count:
-                topology.start(service, replica, base)
+                topology.start(service, replica, block.base)
+
+
+T = TypeVar("T")
+
+
+async def gather_limited(jobs: Iterable[Awaitable[T]], limit: int = 6) -> list[T]:
+    """Run ``jobs`` concurrently, at most ``limit`` at a time (two CPUs serve them all)."""
+    gate = asyncio.Semaphore(limit)
+
+    async def _one(job: Awaitable[T]) -> T:
+        async with gate:
+            return await job
+
+    return await asyncio.gather(*(_one(job) for job in jobs))
 
 
 class Api:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -16,34 +16,70 @@ from pathlib import Path
 import httpx
 
 from ates.config import PORT_OFFSETS
-from ates.platform.embedded_nats import port_is_free
 
 SERVICES = ("auth", "tasks", "billing", "analytics", "notifications")
 
 
-def _ephemeral_ports() -> range:
-    """The ports the kernel hands out to outgoing connections (Linux; a usual default
-    elsewhere). A service must not listen in that range: its port could be taken, between
-    our check and its bind, by one of the many connections the other processes open."""
+class PortBlock:
+    """Ports N … N+4, one per service, asked of the operating system and held until
+    :meth:`release`.
+
+    Each is held by a socket bound with ``SO_REUSEADDR`` that never listens: the services
+    bind the same port (they set ``SO_REUSEADDR`` too) and listen on it, while nothing
+    else can take it meanwhile, neither another test's bind nor the kernel handing it to
+    an outgoing connection (Linux never auto-binds a port someone bound explicitly)."""
+
+    def __init__(self, base: int, sockets: list[socket.socket]) -> None:
+        self.base = base
+        self._sockets = sockets
+
+    @property
+    def ports(self) -> set[int]:
+        return {self.base + offset for offset in PORT_OFFSETS.values()}
+
+    def listen(self, port: int) -> None:
+        """Make one of the held ports a listening one (as if a server had taken it)."""
+        held = next(h for h in self._sockets if h.getsockname()[1] == port)
+        held.listen()
+
+    def release(self) -> None:
+        for held in self._sockets:
+            held.close()
+        self._sockets = []
+
+
+def _held(port: int) -> socket.socket:
+    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return range(int(low), int(high) + 1)
-    except (OSError, ValueError):
-        return range(32768, 61000)
+        held.bind(("127.0.0.1", port))
+    except OSError:
+        held.close()
+        raise
+    return held
 
 
-def free_port_base(avoid: AbstractSet[int] = frozenset()) -> int:
-    """A base N with N … N+4 free (one port per service), outside the ephemeral range
-    and none of them in ``avoid``."""
-    ephemeral = _ephemeral_ports()
-    rng = random.Random()
-    while True:
-        base = rng.randrange(10_000, 60_000, 10)
-        ports = {base + offset for offset in PORT_OFFSETS.values()}
-        if any(p in ephemeral for p in ports) or ports & avoid:
+def reserve_ports(base: int | None = None, avoid: AbstractSet[int] = frozenset()) -> PortBlock:
+    """Hold N … N+4: the block starting at ``base``, or at a port the operating system
+    chose (bind to port 0) whose next four ports are free too, none of them in ``avoid``."""
+    for _ in range(200):
+        sockets: list[socket.socket] = []
+        try:
+            sockets.append(_held(base or 0))
+            start = sockets[0].getsockname()[1]
+            wanted = {start + offset for offset in PORT_OFFSETS.values()}
+            if max(wanted) > 65535 or wanted & avoid:
+                raise OSError(f"ports from {start} cannot be used")
+            for port in sorted(wanted - {start}):
+                sockets.append(_held(port))
+        except OSError:
+            for held in sockets:
+                held.close()
+            if base is not None:
+                raise
             continue
-        if all(port_is_free(p) for p in ports):
-            return base
+        return PortBlock(start, sockets)
+    raise RuntimeError("no block of free ports found")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -59,6 +95,7 @@ class Stack:
     data_dir: Path
     port_base: int
     process: subprocess.Popen[str]
+    ports: PortBlock | None = None  # held for the stack's life
     output: list[str] = field(default_factory=list)
     _drain: threading.Thread | None = None
 
@@ -120,16 +157,21 @@ class Stack:
     def stop(self) -> str:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        if self._drain is None:
-            out, _ = self.process.communicate(timeout=60)
-            return "\n".join(self.output) + "\n" + (out or "")
-        self.process.wait(timeout=60)
-        self._drain.join(timeout=10)
-        return self.text() + "\n"
+        try:
+            if self._drain is None:
+                out, _ = self.process.communicate(timeout=60)
+                return "\n".join(self.output) + "\n" + (out or "")
+            self.process.wait(timeout=60)
+            self._drain.join(timeout=10)
+            return self.text() + "\n"
+        finally:
+            if self.ports is not None:
+                self.ports.release()
 
 
 def start_stack(data_dir: Path, port_base: int | None = None, **env: str) -> Stack:
-    port_base = port_base or free_port_base()
+    ports = reserve_ports(port_base)
+    port_base = ports.base
     process = subprocess.Popen(
         [
             sys.executable,
@@ -146,7 +188,7 @@ def start_stack(data_dir: Path, port_base: int | None = None, **env: str) -> Sta
         text=True,
         env=clean_env(**env),
     )
-    stack = Stack(data_dir, port_base, process)
+    stack = Stack(data_dir, port_base, process, ports=ports)
     assert process.stdout is not None
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -157,4 +199,5 @@ def start_stack(data_dir: Path, port_base: int | None = None, **env: str) -> Sta
         if "aTES is up" in line:
             return stack
     process.kill()
+    ports.release()
     raise AssertionError("ates up did not come up:\n" + "\n".join(stack.output))

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 from ates.platform.money import format_cents
 from ates.stack import DEMO_PEOPLE
@@ -28,6 +28,28 @@ EVENTS_TIMEOUT = 30.0  # seconds for an event to travel to another service
 MONEY = re.compile(r"-?\d+\.\d\d \$")
 
 OpenAs = Callable[..., Page]
+
+
+@pytest.fixture(autouse=True)
+def csp_violations(browser: Browser, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every page of every context a test opens passes the services' Content-Security-
+    Policy: Chromium reports each violation on the console."""
+    found: list[str] = []
+    new_context = browser.new_context
+
+    def watched(*args: object, **kwargs: object) -> BrowserContext:
+        context = new_context(*args, **kwargs)  # type: ignore[arg-type]
+        context.on(
+            "console",
+            lambda message: (
+                found.append(message.text) if "Content Security Policy" in message.text else None
+            ),
+        )
+        return context
+
+    monkeypatch.setattr(browser, "new_context", watched)
+    yield found
+    assert not found, "\n".join(found)
 
 
 @pytest.fixture

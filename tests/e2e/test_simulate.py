@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from ates.platform.embedded_nats import free_port
 from ates.platform.money import format_cents
 from ates.services.auth.password_login import password_login
-from tests.e2e.stack import Stack, clean_env
+from tests.e2e.stack import Stack, clean_env, reserve_ports
 from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
@@ -144,8 +143,12 @@ def test_without_demo_logins_it_says_where_it_looked(tmp_path: Path) -> None:
 
 def test_without_a_running_system_it_says_auth_cannot_be_reached(tmp_path: Path) -> None:
     (tmp_path / "demo-logins.txt").write_text("admin\tadmin\tsome-password\n")
-    port = free_port()
-    result = _simulate(tmp_path, "--port-base", str(port))
+    ports = reserve_ports()  # held, never listening: nothing answers there
+    port = ports.base
+    try:
+        result = _simulate(tmp_path, "--port-base", str(port))
+    finally:
+        ports.release()
     assert result.returncode == 1
     assert f"cannot reach auth at http://127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from ates.platform.embedded_nats import port_is_free
-from tests.e2e.stack import free_port_base, start_stack
+from tests.e2e.stack import reserve_ports, start_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -89,12 +89,10 @@ def test_up_serves_everything_stops_cleanly_and_resumes(tmp_path: Path) -> None:
 
 
 def test_up_refuses_a_taken_port_with_a_clear_message(tmp_path: Path) -> None:
-    import socket
-
-    base = free_port_base()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", base + 2))
-        sock.listen()
+    ports = reserve_ports()
+    base = ports.base
+    try:
+        ports.listen(base + 2)  # someone else's server on billing's port
         result = subprocess.run(
             [
                 sys.executable,
@@ -110,6 +108,8 @@ def test_up_refuses_a_taken_port_with_a_clear_message(tmp_path: Path) -> None:
             text=True,
             timeout=60,
         )
+    finally:
+        ports.release()
     assert result.returncode != 0
     assert f"billing :{base + 2}" in result.stderr
     assert "ATES_PORT_BASE" in result.stderr

@@ -2,6 +2,7 @@
 
 from tests.backends import (
     make_postgres_database,
+    own_rabbitmq,
     postgres_dsn,
     postgres_url,
     rabbitmq_server,
@@ -13,6 +14,7 @@ __all__ = [
     "kafka_server",
     "make_postgres_database",
     "own_kafka_server",
+    "own_rabbitmq",
     "postgres_dsn",
     "postgres_url",
     "rabbitmq_server",

@@ -205,8 +205,8 @@ BILLING = Table(
         ("GET", "/api/tasks/{task_public_id}/price"): Case(
             EVERYONE, path=lambda ctx: {"task_public_id": ctx.data["task"]}
         ),
-        ("POST", "/api/days/{day}/close"): Case(
-            ACCOUNTING, path=lambda ctx: {"day": ctx.data["today"]}
+        ("POST", "/api/days/{date}/close"): Case(
+            ACCOUNTING, path=lambda ctx: {"date": ctx.data["today"]}
         ),
     },
 )

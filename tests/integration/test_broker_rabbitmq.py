@@ -30,6 +30,7 @@ from tests.integration.broker_contract import (
     consuming,
     unique_group,
 )
+from tests.rabbitmq_node import RabbitNode
 from tests.support import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.rabbitmq]
@@ -45,9 +46,11 @@ class TestRabbitBroker(BrokerContract):
         return {"reconnect_delay": 0.2}
 
     @pytest.fixture
-    def restart_broker(self) -> RestartBroker:
+    def restart_broker(self, own_rabbitmq: RabbitNode) -> RestartBroker:
+        # a node of the test's own (rabbitmq_url points this test at it): never the
+        # machine's shared server
         async def restart(while_down: Callable[[], Awaitable[None]] | None = None) -> None:
-            await restart_rabbitmq(while_down)
+            await own_rabbitmq.restart(while_down)
 
         return restart
 

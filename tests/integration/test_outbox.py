@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -74,6 +75,16 @@ async def test_relay_wakes_on_commit_and_rows_wait_while_broker_is_down(
 ) -> None:
     broker = create_broker(nats_server.url)
     await broker.connect()
+    attempts = 0
+    publish = broker.publish
+
+    async def counting_publish(*args: Any, **kwargs: Any) -> Any:
+        # the real adapter's publish, counting the relay's attempts
+        nonlocal attempts
+        attempts += 1
+        return await publish(*args, **kwargs)
+
+    broker.publish = counting_publish  # type: ignore[method-assign]
     relay = OutboxRelay("auth", db, broker, poll_seconds=30)  # polling alone would be slow
     recorder = Recorder()
     relay_task = asyncio.create_task(relay.run())
@@ -89,17 +100,26 @@ async def test_relay_wakes_on_commit_and_rows_wait_while_broker_is_down(
             async with UnitOfWork(db, "auth") as uow:
                 waiting = [await uow.emit("AccountCreated", _person()) for _ in range(3)]
                 await uow.commit()
-            await asyncio.sleep(1.5)
+            tried = attempts
+            await eventually(lambda: _true(attempts > tried))  # the relay woke and is trying
             assert await _unsent(db) == 3, "rows must wait while the broker is down"
 
             nats_server.requested_port = port
             await asyncio.to_thread(nats_server.start)
             for event in waiting:
                 await eventually(lambda e=event: _has(recorder, str(e.event_id)), timeout=40)
-            assert await _unsent(db) == 0
+            await eventually(lambda: _none_unsent(db), timeout=40)  # marked once confirmed
     finally:
         relay_task.cancel()
         await broker.close()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _none_unsent(db: Database) -> bool:
+    return await _unsent(db) == 0
 
 
 async def _has(recorder: Recorder, event_id: str) -> bool:

@@ -25,6 +25,7 @@ from ates.platform.outbox import OutboxRelay
 from ates.platform.tables import consumer_positions, dead_letters, inbox, outbox
 from ates.platform.uow import UnitOfWork
 from tests.integration.broker_contract import account_created
+from tests.support import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -119,12 +120,12 @@ async def test_the_same_event_in_two_processes_at_once_is_applied_once(
     db: Database, other_process_db: Database
 ) -> None:
     applied: list[str] = []
-    inside = asyncio.Event()
+    inside, go_on = asyncio.Event(), asyncio.Event()
 
     async def slow_handler(event: Event, uow: Any) -> None:
         applied.append(str(event.event_id))
         inside.set()
-        await asyncio.sleep(0.5)  # hold the transaction open while the other one tries
+        await go_on.wait()  # hold the transaction open while the other one tries
 
     first = EventConsumer("notifications", db, {"AccountCreated": slow_handler}, default_registry())
     second = EventConsumer(
@@ -135,7 +136,10 @@ async def test_the_same_event_in_two_processes_at_once_is_applied_once(
     await asyncio.wait_for(inside.wait(), 10)
     # The second insert of the inbox key waits for the first transaction, then violates
     # the primary key: rolled back and acknowledged, the handler never runs.
-    loser = await second.deliver_one(delivery(message))
+    losing = asyncio.create_task(second.deliver_one(delivery(message)))
+    await eventually(lambda: _someone_waits_for_a_lock(db))
+    go_on.set()
+    loser = await losing
     assert await winner == Ack()
     assert loser == Ack()
     assert applied == [message.event_id]
@@ -146,14 +150,14 @@ async def test_the_same_event_in_two_processes_at_once_is_applied_once(
 async def test_when_the_first_process_rolls_back_the_second_applies(
     db: Database, other_process_db: Database
 ) -> None:
-    inside = asyncio.Event()
+    inside, go_on = asyncio.Event(), asyncio.Event()
     calls: list[str] = []
 
     async def failing_then_fine(event: Event, uow: Any) -> None:
         calls.append("call")
         if len(calls) == 1:
             inside.set()
-            await asyncio.sleep(0.3)
+            await go_on.wait()  # until the other process waits for this transaction
             raise RuntimeError("lost the connection to a friend")
 
     first = EventConsumer(
@@ -165,7 +169,10 @@ async def test_when_the_first_process_rolls_back_the_second_applies(
     message = account_created()
     failing = asyncio.create_task(first.deliver_one(delivery(message)))
     await asyncio.wait_for(inside.wait(), 10)
-    assert await second.deliver_one(delivery(message)) == Ack()
+    waiting = asyncio.create_task(second.deliver_one(delivery(message)))
+    await eventually(lambda: _someone_waits_for_a_lock(db))
+    go_on.set()
+    assert await waiting == Ack()
     assert isinstance(await failing, Retry)
     assert calls == ["call", "call"]
     async with db.reader() as session:
@@ -273,7 +280,9 @@ async def test_transaction_lock_makes_a_second_process_wait_for_the_first(
             await transaction_lock(session, "close-day 2025-03-03")
             steps.append("first locked")
             first_holds.set()
-            await asyncio.sleep(0.3)
+            # commit only once the other day's lock was taken and the same day's is awaited
+            await eventually(lambda: _true("other day locked" in steps))
+            await eventually(lambda: _someone_waits_for_a_lock(db))
             steps.append("first commits")
 
     async def second() -> None:
@@ -294,6 +303,23 @@ async def test_transaction_lock_makes_a_second_process_wait_for_the_first(
 
 
 # --- helpers -------------------------------------------------------------------------
+
+
+async def _someone_waits_for_a_lock(db: Database) -> bool:
+    """Whether a session of this test's database is blocked on a lock (a row, a key, an
+    advisory lock) another transaction holds."""
+    async with db.reader() as session:
+        waiting = await session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return bool(waiting)
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 def _person() -> dict[str, str]:

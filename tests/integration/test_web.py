@@ -1,7 +1,12 @@
-"""What every service's web side shares: cross-site form posts are refused."""
+"""What every service's web side shares: cross-site form posts are refused, security
+headers on every response, a cap on request bodies."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
+
+import httpx
 import pytest
 
 from ates.config import Settings
@@ -14,7 +19,7 @@ async def test_a_form_posted_from_another_site_is_refused(
     settings: Settings, tokens: TokenFactory
 ) -> None:
     async with service_harness("tasks", settings, tokens, messaging=False) as tasks:
-        tasks.client.cookies.update(page_cookie(settings, "tasks", role="manager"))
+        tasks.client.cookies.update(await page_cookie(tasks.runtime, role="manager"))
 
         forged = await tasks.client.post("/shuffle", headers={"Origin": "http://evil.example"})
         assert forged.status_code == 403
@@ -32,3 +37,66 @@ async def test_a_form_posted_from_another_site_is_refused(
             headers={"Origin": "http://evil.example", **tokens.headers("manager")},
         )
         assert api.status_code != 403 and "cross-site" not in api.text, api.text
+
+
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "same-origin",
+}
+
+
+def csp_directives(response: httpx.Response) -> dict[str, str]:
+    policy = response.headers["content-security-policy"]
+    return {
+        part.strip().split(" ", 1)[0]: part.strip().partition(" ")[2]
+        for part in policy.split(";")
+        if part.strip()
+    }
+
+
+@pytest.mark.parametrize("service", ["auth", "tasks", "billing", "analytics"])
+async def test_every_response_carries_the_security_headers(
+    settings: Settings, tokens: TokenFactory, service: str
+) -> None:
+    async with service_harness(service, settings, tokens, messaging=False) as harness:
+        for path in ("/", "/login", "/healthz", "/api/nothing-here", "/static/ates.css"):
+            response = await harness.client.get(path)
+            for name, value in SECURITY_HEADERS.items():
+                assert response.headers.get(name) == value, (path, name, response.headers)
+            policy = csp_directives(response)
+            assert policy["default-src"] == "'self'"
+            assert policy["script-src"] == "'none'", "no page needs a script"
+            assert policy["style-src"] == "'self'", "no inline style"
+            assert policy["frame-ancestors"] == "'none'"
+            assert policy["object-src"] == "'none'" and policy["base-uri"] == "'none'"
+            # forms post to their own service; a sign-in or sign-out hops to another one
+            origins = {settings.public_url(s) for s in ("auth", "tasks", "billing", "analytics")}
+            assert set(policy["form-action"].split()) == {"'self'", *origins}
+            assert set(policy["frame-src"].split()) == {"'self'", *origins}
+
+
+async def test_a_json_body_over_64_kib_is_refused_with_413(
+    settings: Settings, tokens: TokenFactory
+) -> None:
+    async with service_harness("tasks", settings, tokens, messaging=False) as tasks:
+        headers = {**tokens.headers("worker"), "Content-Type": "application/json"}
+        huge = json.dumps({"title": "t", "description": "x" * 10_000_000}).encode()
+        refused = await tasks.client.post("/api/tasks", content=huge, headers=headers)
+        assert refused.status_code == 413
+        assert refused.json() == {"detail": "body: at most 65536 bytes"}
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+            yield b'{"title": "t", "description": "'
+            for _ in range(100):
+                yield b"x" * 1024
+            yield b'"}'
+
+        streamed = await tasks.client.post("/api/tasks", content=chunks(), headers=headers)
+        assert streamed.status_code == 413
+
+        # just under the limit is read as usual (no worker yet: 409)
+        fits = json.dumps({"title": "t", "description": "x" * 9_000}).encode()
+        assert len(fits) < 64 * 1024
+        answer = await tasks.client.post("/api/tasks", content=fits, headers=headers)
+        assert answer.status_code == 409, answer.text

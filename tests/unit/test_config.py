@@ -34,7 +34,7 @@ def test_defaults_are_the_embedded_mode(tmp_path: Path) -> None:
         ({"tasks_database_url": "::::"}, "ATES_TASKS_DATABASE_URL: not a database URL"),
         ({"broker_url": "redis://r:6379"}, "ATES_BROKER_URL: not a broker URL"),
         ({"port_base": "eighty"}, "ATES_PORT_BASE:"),
-        ({"environment": "production"}, "ATES_SECRET_KEY must be set in production"),
+        ({"environment": "production"}, "ATES_SECRET_KEY: too weak for production"),
     ],
 )
 def test_a_bad_setting_is_named_in_one_line(values: dict[str, object], message: str) -> None:
@@ -48,3 +48,47 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("ATES_PORT_BASE", "9100")
     settings = Settings()
     assert (settings.timezone, settings.port("analytics")) == ("Europe/Berlin", 9103)
+
+
+STRONG = "FsnOao9MRusgunSo3DEFzKjwi9MOmyzkwdjEkjidIGY"  # secrets.token_urlsafe(32)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "",
+        "short",
+        "dev-only-insecure-secret",
+        "dev-only-insecure-secretdev-only-insecure-secret",  # a default, padded
+        "a" * 64,
+        "changeme-changeme-changeme-changeme",
+        "0123456789abcdef0123456789abcdef",  # 32 characters, 16 bytes of hex
+        "abababababababababababababababababababab",
+    ],
+)
+def test_production_refuses_a_weak_secret_key_naming_the_variable(key: str) -> None:
+    text = _error(environment="production", secret_key=key)
+    assert text.startswith("ATES_SECRET_KEY: too weak for production")
+    assert "32 random bytes" in text
+    assert "\n" not in text
+    assert key not in text or not key, "the message never repeats the key"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        STRONG,
+        "9857e48a8e68f257995dd6848d3e3456b7da33b71f1d4e81da136d25cc07f0a5",  # 32 bytes hex
+        "MBdbnByeQomjMXoOo29yyoK+ExkP7E3lPRXD/oecezc=",  # 32 bytes base64
+    ],
+)
+def test_production_accepts_a_random_32_byte_key(key: str) -> None:
+    assert Settings(environment="production", secret_key=key).secret_key == key
+
+
+def test_development_keeps_its_default_key() -> None:
+    assert Settings().secret_key
+
+
+def test_the_secret_key_is_not_in_the_settings_repr() -> None:
+    assert STRONG not in repr(Settings(secret_key=STRONG))

@@ -9,7 +9,8 @@ form):
 - ``GET /oauth/callback`` checks ``state``, exchanges the code (with the client secret and
   the PKCE verifier), verifies the access token like any API token, and starts a new
   session holding the principal (``ates.platform.pages``);
-- ``POST /logout`` ends the session here and sends the browser to auth's end-session
+- ``POST /logout`` ends the session here (on the server: a copied cookie is worth
+  nothing after it) and sends the browser to auth's end-session
   endpoint, which ends the sign-in there too (OpenID Connect RP-initiated logout),
   ends the other dashboards' sessions through ``GET /oauth/frontchannel-logout`` in
   hidden iframes (Front-Channel Logout), and comes back to this service's home page.
@@ -36,6 +37,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ates.config import Settings
+from ates.platform import sessions
+from ates.platform.headers import origin
 from ates.platform.pages import SESSION_KEY, principal_to_session
 from ates.platform.security import InvalidToken
 
@@ -201,7 +204,8 @@ def install_login(app: FastAPI, runtime: Any) -> None:
         except (InvalidToken, KeyError) as error:
             log.warning("login.token_rejected", service=service, error=str(error))
             return problem(request, "The sign-in could not be verified.", 502)
-        request.session.clear()  # a new session at sign-in: nothing carried over
+        # a new session at sign-in, recorded on the server: nothing carried over
+        await sessions.start(request, runtime, str(principal.public_id))
         request.session[SESSION_KEY] = principal_to_session(principal)
         if token.get("id_token"):
             request.session[ID_TOKEN_KEY] = token["id_token"]
@@ -214,19 +218,22 @@ def install_login(app: FastAPI, runtime: Any) -> None:
         only a same-site page (auth) can end it this way."""
         if iss and iss != settings.issuer:
             return HTMLResponse("wrong issuer", status_code=400)
-        request.session.clear()
+        await sessions.end(request, runtime)
         return HTMLResponse(
             "<!doctype html><title>Signed out</title>",
             headers={
                 "Cache-Control": "no-store",
-                "Content-Security-Policy": f"frame-ancestors {settings.issuer}",
+                # framed by auth's "signed out" page, and by nothing else
+                "Content-Security-Policy": (
+                    f"default-src 'none'; frame-ancestors {origin(settings.issuer)}"
+                ),
             },
         )
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
         id_token = request.session.get(ID_TOKEN_KEY)
-        request.session.clear()
+        await sessions.end(request, runtime)  # on the server too: copies of the cookie die
         params = {"client_id": service, "post_logout_redirect_uri": home}
         if isinstance(id_token, str):
             params["id_token_hint"] = id_token

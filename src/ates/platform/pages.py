@@ -3,7 +3,8 @@
 Every service's pages depend on :data:`PageUser`. A visitor without a session is sent to
 ``/login?next=…``, which runs the OAuth authorization-code flow (PKCE) against auth and
 stores the principal in the session (``ates.platform.login``). The cookie is signed,
-HttpOnly and SameSite=Lax (Starlette's SessionMiddleware, installed by ``web``).
+HttpOnly and SameSite=Lax (Starlette's SessionMiddleware, installed by ``web``); the
+session is also recorded on the server (``ates.platform.sessions``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse
 
+from ates.platform import sessions
 from ates.platform.security import Principal
 
 SESSION_KEY = "principal"
@@ -26,8 +28,9 @@ class LoginRequired(Exception):
 
 
 class PageForbidden(Exception):
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, user: Principal | None = None) -> None:
         self.message = message
+        self.user = user  # as the service knows them now, for the page's header
 
 
 def principal_to_session(principal: Principal) -> dict[str, str]:
@@ -52,7 +55,12 @@ def principal_from_session(value: Any) -> Principal | None:
 
 
 async def page_user(request: Request) -> Principal:
+    """The person signed in, if their session is still good (``ates.platform.sessions``),
+    with the role this service's copy of people gives them now."""
     principal = principal_from_session(request.session.get(SESSION_KEY))
+    if principal is not None:
+        runtime = request.app.state.runtime
+        principal = await sessions.current(request, runtime, principal, runtime.spec.standing)
     if principal is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(target)
@@ -67,7 +75,9 @@ def page_roles(*roles: str) -> Any:
 
     async def guard(principal: PageUser) -> Principal:
         if not principal.has_role(*roles):
-            raise PageForbidden(f"This page is for {' and '.join(r + 's' for r in roles)} only.")
+            raise PageForbidden(
+                f"This page is for {' and '.join(r + 's' for r in roles)} only.", principal
+            )
         return principal
 
     return guard
@@ -82,5 +92,5 @@ def install_page_errors(app: FastAPI) -> None:
 
     @app.exception_handler(PageForbidden)
     async def _forbidden(request: Request, error: PageForbidden) -> Any:
-        user = principal_from_session(request.session.get(SESSION_KEY))
+        user = error.user or principal_from_session(request.session.get(SESSION_KEY))
         return render(request, "forbidden.html", status_code=403, user=user, message=error.message)

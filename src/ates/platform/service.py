@@ -21,12 +21,15 @@ import structlog
 from fastapi import APIRouter, FastAPI
 
 from ates.config import Settings
+from ates.platform import redaction
 from ates.platform.broker import Broker, BrokerUnavailable, create_broker
 from ates.platform.consumer import EventConsumer, Handler
 from ates.platform.db import Database
 from ates.platform.events import Registry, default_registry
+from ates.platform.limits import JSON_BODY_MAX
 from ates.platform.outbox import OutboxRelay
 from ates.platform.security import RemoteJwks, TokenVerifier
+from ates.platform.sessions import StandingOf
 from ates.platform.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -48,6 +51,9 @@ class ServiceSpec:
     # in the replay's transaction. Such a service consumes in generations that
     # `ates replay` can rebuild from the broker's log (ates.platform.replay).
     read_model_reset: Callable[[UnitOfWork], Awaitable[None]] | None = None
+    # A service with pages that keeps a copy of people says here what its copy knows of
+    # someone: the pages then honour a role change or deactivation at once (sessions).
+    standing: StandingOf | None = None
 
     def consumer_group(self, generation: int = 1) -> str:
         return self.name if generation == 1 else f"{self.name}-g{generation}"
@@ -91,6 +97,7 @@ def build_runtime(
     spec: ServiceSpec, settings: Settings, *, verifier: TokenVerifier | None = None
 ) -> Runtime:
     registry = default_registry()
+    redaction.remember(settings.secret_key)
     if verifier is None:
         jwks = RemoteJwks(f"{settings.public_url('auth')}/.well-known/jwks.json")
         verifier = TokenVerifier(jwks, issuer=settings.issuer)
@@ -230,5 +237,8 @@ def create_app(
     install_common(app, runtime)
     install_login(app, runtime)
     for router in spec.routers:
-        app.include_router(router)
+        # Bodies are read into memory: a bigger one is refused (413) before it is parsed.
+        # Every JSON body of the API fits in far less; a router may allow more (a form).
+        # Per router, not per app: FastAPI's app-wide cap answers in plain text.
+        app.include_router(router, max_body_size=JSON_BODY_MAX)
     return app

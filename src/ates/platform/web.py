@@ -5,38 +5,29 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
+from ates.platform import sessions
+from ates.platform.api_errors import describe_validation_error, document_errors, jsonable_errors
+from ates.platform.headers import SecurityHeaders, origin
+from ates.platform.limits import JSON_BODY_MAX, DeclaredJsonLimit, too_large
 from ates.platform.money import format_cents
 from ates.platform.telemetry import HTTP_REQUESTS
 
 PLATFORM_DIR = Path(__file__).parent
-SESSION_IDLE_SECONDS = 8 * 3600
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-def _origin(url: str) -> str:
-    """``scheme://host[:port]`` of a URL, as browsers write the Origin header."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def describe_validation_error(error: RequestValidationError) -> str:
-    parts = []
-    for item in error.errors():
-        loc = [str(p) for p in item.get("loc", ()) if p not in ("body", "query", "path")]
-        field = ".".join(loc) or "body"
-        parts.append(f"{field}: {item.get('msg', 'invalid')}")
-    return "; ".join(parts)
+DASHBOARD_SERVICES = ("auth", "tasks", "billing", "analytics")
+UNREADABLE_BODY = "There was an error parsing the body"  # FastAPI's words
 
 
 def install_common(app: FastAPI, runtime: Any) -> None:
@@ -47,7 +38,7 @@ def install_common(app: FastAPI, runtime: Any) -> None:
         SessionMiddleware,
         secret_key=settings.secret_key,
         session_cookie=f"ates_{service}_session",
-        max_age=SESSION_IDLE_SECONDS,
+        max_age=sessions.IDLE_SECONDS,  # idle timeout; the absolute one is on the server
         same_site="lax",
         https_only=settings.environment == "production",
     )
@@ -63,7 +54,7 @@ def install_common(app: FastAPI, runtime: Any) -> None:
         )
         return response
 
-    trusted_origins = {_origin(settings.public_url(service))}
+    trusted_origins = {origin(settings.public_url(service))}
 
     @app.middleware("http")
     async def _same_origin_forms(request: Request, call_next: Any) -> Response:
@@ -72,14 +63,30 @@ def install_common(app: FastAPI, runtime: Any) -> None:
         # Origin a browser sends with every POST also stops them in older ones (OWASP's
         # "verify the origin"). The JSON API takes bearer tokens, not cookies: no CSRF.
         if request.method not in SAFE_METHODS and not request.url.path.startswith("/api/"):
-            origin = request.headers.get("origin")
-            own = _origin(str(request.base_url))
-            if origin is not None and origin not in trusted_origins | {own}:
+            sent = request.headers.get("origin")
+            own = origin(str(request.base_url))
+            if sent is not None and sent not in trusted_origins | {own}:
                 return JSONResponse(
                     status_code=403, content={"detail": "cross-site form submission refused"}
                 )
         response: Response = await call_next(request)
         return response
+
+    @app.exception_handler(413)
+    async def _too_large(request: Request, error: Exception) -> JSONResponse:
+        # FastAPI's cap (each router's max_body_size, see create_app) refused the body
+        limit = request.scope.get("starlette.max_body_size", JSON_BODY_MAX)
+        return JSONResponse(status_code=413, content={"detail": too_large(limit)})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 400 and error.detail == UNREADABLE_BODY:
+            # FastAPI's answer to a JSON body that is not even text (invalid UTF-8): an
+            # invalid body like any other, named as such (DESIGN §4: 422)
+            return JSONResponse(
+                status_code=422, content={"detail": "body: not valid JSON (not UTF-8 text)"}
+            )
+        return await http_exception_handler(request, error)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -103,19 +110,15 @@ def install_common(app: FastAPI, runtime: Any) -> None:
     from ates.platform.pages import install_page_errors
 
     install_page_errors(app)
+    document_errors(app)
     app.mount("/static", StaticFiles(directory=PLATFORM_DIR / "static"), name="static")
     app.state.templates = make_templates(runtime)
-
-
-def jsonable_errors(error: RequestValidationError) -> list[dict[str, Any]]:
-    return [
-        {
-            "loc": [str(p) for p in item.get("loc", ())],
-            "msg": item.get("msg"),
-            "type": item.get("type"),
-        }
-        for item in error.errors()
-    ]
+    app.add_middleware(DeclaredJsonLimit, limit=JSON_BODY_MAX)
+    # added last, so outermost: every response, refusals included, gets the headers
+    app.add_middleware(
+        SecurityHeaders,
+        service_origins=[origin(settings.public_url(s)) for s in DASHBOARD_SERVICES],
+    )
 
 
 def make_templates(runtime: Any) -> Jinja2Templates:

@@ -79,7 +79,7 @@ async def test_pages_are_for_admins_only(settings: Settings, tokens: TokenFactor
         assert response.status_code == 303
         assert response.headers["location"].startswith("/login?next=")
         for role in ("worker", "manager", "accountant"):
-            client.cookies = page_cookie(settings, "analytics", role=role)
+            client.cookies = await page_cookie(analytics.runtime, role=role)
             response = await client.get("/")
             assert response.status_code == 403
             assert "admins only" in response.text
@@ -97,7 +97,9 @@ async def test_the_page_shows_the_figures_and_a_chart(
     ):
         await publish(broker, w.events, rng=random.Random(1))
         await wait_applied(analytics.db, "analytics", len(w.events))
-        analytics.client.cookies = page_cookie(settings, "analytics", role="admin", username="ada")
+        analytics.client.cookies = await page_cookie(
+            analytics.runtime, role="admin", username="ada"
+        )
         response = await analytics.client.get("/?date=2024-03-31&from=2024-03-28&to=2024-04-02")
     assert response.status_code == 200
     page = response.text
@@ -125,7 +127,7 @@ async def test_the_page_says_when_a_rebuild_is_running(
     settings: Settings, tokens: TokenFactory
 ) -> None:
     async with service_harness("analytics", settings, tokens, messaging=False) as analytics:
-        analytics.client.cookies = page_cookie(settings, "analytics", role="admin")
+        analytics.client.cookies = await page_cookie(analytics.runtime, role="admin")
         assert "being rebuilt" not in (await analytics.client.get("/")).text
         async with analytics.runtime.uow() as uow:
             await uow.session.execute(

@@ -39,7 +39,7 @@ from tests.integration.analytics.feed import (
     wait_applied,
 )
 from tests.integration.analytics.workload import Workload, simulate
-from tests.support import TokenFactory, make_settings, service_harness
+from tests.support import TokenFactory, eventually, make_settings, service_harness
 
 pytestmark = pytest.mark.integration
 
@@ -118,7 +118,7 @@ async def replay_while_running(
         rebuild = asyncio.create_task(
             replay(cli, broker, progress=lambda done, total: progress.append((done, total)))
         )
-        await asyncio.sleep(0.3)
+        await eventually(lambda: _started(progress))  # it reads the log from the start
         # while it rebuilds, life goes on: the rest of the workload is published
         await publish(broker, during, rng=random.Random(4))
         report = await rebuild
@@ -297,3 +297,7 @@ def processes() -> list[str]:
     return subprocess.run(
         ["ps", "-ww", "-eo", "args"], capture_output=True, text=True, check=True
     ).stdout.splitlines()
+
+
+async def _started(progress: list[tuple[int, int]]) -> bool:
+    return bool(progress)

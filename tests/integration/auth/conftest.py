@@ -29,7 +29,7 @@ from ates.platform.service import Runtime, build_runtime, create_app
 from ates.services.auth.handlers import CreatePerson, create_person
 from ates.services.auth.models import Person
 from ates.services.registry import spec
-from tests.support import make_settings
+from tests.support import eventually, make_settings
 
 PASSWORD = "correct horse battery"
 
@@ -66,10 +66,11 @@ async def serve_auth(settings: Settings, *, messaging: bool = False) -> AsyncIte
         uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
     )
     task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.02)
+
+    async def up_or_gone() -> bool:
+        return server.started or task.done()
+
+    await eventually(up_or_gone, timeout=10, interval=0.02)
     if not server.started:
         raise RuntimeError("auth did not start")
     try:

@@ -8,17 +8,21 @@ import base64
 import json
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from itsdangerous import TimestampSigner
 
 from ates.config import Settings
 from ates.platform import migrations
+from ates.platform.db import Database
 from ates.platform.service import build_runtime, create_app, running
+from ates.platform.sessions import page_sessions
 from ates.services.registry import spec
 from tests.integration.auth.conftest import PASSWORD, AuthServer, Browser, login_form_fields
 
@@ -157,8 +161,83 @@ async def test_signing_out_at_auth_ends_the_dashboard_sessions_too(
     frame = next(url for url in frontchannel_urls(signed_out.text) if url.startswith(tasks))
     cleared = await dashboard.get(frame.removeprefix(tasks))
     assert cleared.status_code == 200
-    assert cleared.headers["content-security-policy"] == f"frame-ancestors {auth.url}"
+    # auth's page may frame it (and nothing else may)
+    assert cleared.headers["content-security-policy"] == (
+        f"default-src 'none'; frame-ancestors {auth.url}"
+    )
+    assert "x-frame-options" not in cleared.headers
     assert dashboard.cookies.get("ates_tasks_session") is None, "the dashboard session ended"
 
     wrong_issuer = await dashboard.get("/oauth/frontchannel-logout", params={"iss": "http://x"})
     assert wrong_issuer.status_code == 400
+
+
+async def _signed_in_to_dashboard(
+    auth: AuthServer, browser: Browser, dashboard: httpx.AsyncClient
+) -> str:
+    """Polly signs in to the tasks dashboard; the session cookie it set."""
+    await auth.person("polly")
+    callback_url = f"{auth.settings.public_url('tasks')}/oauth/callback"
+    start = await dashboard.get("/login")
+    callback = await browser.sign_in(
+        start.headers["location"], "polly", PASSWORD, stop_at=callback_url
+    )
+    landed = await dashboard.get(callback.removeprefix(auth.settings.public_url("tasks")))
+    assert landed.status_code == 303
+    assert (await dashboard.get("/")).status_code == 200
+    cookie = dashboard.cookies.get("ates_tasks_session")
+    assert cookie
+    return cookie
+
+
+async def _with_cookie(dashboard: httpx.AsyncClient, cookie: str) -> httpx.Response:
+    """GET / with only this copy of the session cookie, as someone who copied it would."""
+    dashboard.cookies.clear()
+    dashboard.cookies.set("ates_tasks_session", cookie, domain=dashboard.base_url.host)
+    return await dashboard.get("/")
+
+
+async def test_a_copied_dashboard_cookie_is_worth_nothing_after_logout(
+    auth: AuthServer, browser: Browser, dashboard: httpx.AsyncClient
+) -> None:
+    copied = await _signed_in_to_dashboard(auth, browser, dashboard)
+    assert (await dashboard.post("/logout")).status_code == 303
+    replayed = await _with_cookie(dashboard, copied)
+    assert replayed.status_code == 303
+    assert replayed.headers["location"].startswith("/login?next=")
+
+
+async def test_a_copied_dashboard_cookie_is_worth_nothing_after_a_front_channel_logout(
+    auth: AuthServer, browser: Browser, dashboard: httpx.AsyncClient
+) -> None:
+    copied = await _signed_in_to_dashboard(auth, browser, dashboard)
+    cleared = await dashboard.get("/oauth/frontchannel-logout", params={"iss": auth.url})
+    assert cleared.status_code == 200
+    assert (await _with_cookie(dashboard, copied)).status_code == 303
+
+
+async def test_a_dashboard_session_ends_twelve_hours_after_sign_in_however_busy(
+    auth: AuthServer, browser: Browser, dashboard: httpx.AsyncClient
+) -> None:
+    await _signed_in_to_dashboard(auth, browser, dashboard)
+    page = await dashboard.get("/")
+    assert page.status_code == 200
+    assert "max-age=28800" in page.headers["set-cookie"].lower(), "8 hours idle"
+    db = Database(auth.settings.database_url("tasks"))
+    try:
+        async with db.sessions() as session, session.begin():
+            (started, expires) = (
+                await session.execute(
+                    sa.select(page_sessions.c.started_at, page_sessions.c.expires_at)
+                )
+            ).one()
+            assert expires - started == timedelta(hours=12)
+            # twelve hours later, however often the cookie was refreshed meanwhile
+            await session.execute(
+                sa.update(page_sessions).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
+    finally:
+        await db.dispose()
+    expired = await dashboard.get("/")
+    assert expired.status_code == 303
+    assert expired.headers["location"].startswith("/login?next=")

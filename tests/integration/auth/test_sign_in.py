@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from ates.platform.login import authorization_request
 from ates.platform.security import RemoteJwks, TokenVerifier
+from ates.platform.sessions import page_sessions
 from ates.services.auth.handlers import ChangePerson, change_person
 from tests.integration.auth.conftest import (
+    CLI_REDIRECT,
     PASSWORD,
     AuthServer,
     Browser,
@@ -144,3 +150,43 @@ async def test_a_deactivated_person_is_locked_out(auth: AuthServer, browser: Bro
         await change_person(uow, ChangePerson(public_id=polly.public_id, active=True))
     async with httpx.AsyncClient(timeout=10) as http:
         assert (await _post_login(http, auth, "polly", PASSWORD)).status_code == 303
+
+
+async def test_a_copied_auth_cookie_gets_no_code_after_logout(
+    auth: AuthServer, browser: Browser
+) -> None:
+    await auth.person("polly")
+    await authorize(auth, browser, "polly")  # signed in at auth
+    copied = browser.client.cookies.get("ates_auth_session")
+    assert copied
+    assert (await browser.client.post(f"{auth.url}/logout")).status_code == 200
+
+    async with httpx.AsyncClient(timeout=10) as thief:
+        thief.cookies.set("ates_auth_session", copied, domain="127.0.0.1")
+        assert not await _signed_in(thief, auth)
+        started = authorization_request(
+            f"{auth.url}/oauth/authorize", "ates-cli", CLI_REDIRECT, "openid profile"
+        )
+        asked = await thief.get(started.url)
+        assert asked.status_code == 303
+        assert asked.headers["location"].startswith("/login?"), "a password, not a code"
+
+
+async def test_an_auth_session_ends_twelve_hours_after_sign_in(
+    auth: AuthServer, browser: Browser
+) -> None:
+    await auth.person("polly")
+    async with httpx.AsyncClient(timeout=10) as http:
+        assert (await _post_login(http, auth, "polly", PASSWORD)).status_code == 303
+        assert await _signed_in(http, auth)
+        async with auth.runtime.db.sessions() as session, session.begin():
+            started, expires = (
+                await session.execute(
+                    sa.select(page_sessions.c.started_at, page_sessions.c.expires_at)
+                )
+            ).one()
+            assert expires - started == timedelta(hours=12)
+            await session.execute(
+                sa.update(page_sessions).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        assert not await _signed_in(http, auth)

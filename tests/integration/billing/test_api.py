@@ -165,7 +165,7 @@ async def test_closing_a_day_by_hand(billing: Harness, feed: Books, tokens: Toke
     assert future.status_code == 422
     assert future.json()["detail"].startswith(f"date: {tomorrow} is in the future")
     bad = await client.post("/api/days/someday/close", headers=tokens.headers("admin"))
-    assert bad.status_code == 422 and bad.json()["detail"].startswith("day:")
+    assert bad.status_code == 422 and bad.json()["detail"].startswith("date:")
 
     first = await client.post(url, headers=tokens.headers("accountant"))
     assert first.status_code == 200
@@ -173,9 +173,9 @@ async def test_closing_a_day_by_hand(billing: Harness, feed: Books, tokens: Toke
     assert body["business_date"] == today.isoformat()
     assert body["newly_closed"] is True
     assert body["paid_cents"] == earned
-    assert [(p["owner_public_id"], p["amount_cents"]) for p in body["payouts"]] == [
-        (earner, earned)
-    ]
+    assert [
+        (p["owner_public_id"], p["amount_cents"], p["business_date"]) for p in body["payouts"]
+    ] == [(earner, earned, today.isoformat())]
     again = (await client.post(url, headers=tokens.headers("admin"))).json()
     assert again["newly_closed"] is False
     assert again["payouts"] == body["payouts"]

@@ -129,7 +129,12 @@ async def test_closing_a_later_day_closes_the_open_days_before_it_first(books: B
 
     result = await books.close(TUESDAY, now=at(WEDNESDAY))
     assert result.also_closed == [MONDAY]
-    assert [p.amount_cents for p in result.payouts] == [tuesday]
+    # the close reports what it paid for every day it closed, not the last day's alone
+    assert [(p.business_date, p.amount_cents) for p in result.payouts] == [
+        (MONDAY, monday),
+        (TUESDAY, tuesday),
+    ]
+    assert result.paid_cents == monday + tuesday
     assert (await books.close(MONDAY, now=at(WEDNESDAY))).payouts[0].amount_cents == monday
     assert await books.balance(worker) == 0
     assert [d["business_date"] for d in await _published(books, "DayClosed")] == [

@@ -172,7 +172,9 @@ class BillingMachine(RuleBasedStateMachine):
             assert not result.newly_closed
         else:
             assert result.newly_closed
-            got = sorted((p.owner_public_id, p.amount_cents) for p in result.payouts)
+            got = sorted(
+                (p.business_date, p.owner_public_id, p.amount_cents) for p in result.payouts
+            )
             assert got == expected
 
     @rule(days_ahead=st.integers(1, 3))
@@ -208,24 +210,24 @@ class BillingMachine(RuleBasedStateMachine):
             day = self._booking_day(completed_at)
             self.movements.append(Booked(data["assignee_public_id"], day, reward, "reward"))
 
-    def _close_in_model(self, target: date) -> list[tuple[str, int]] | None:
-        """Payouts of ``target`` by the rules of B7, or None if it was closed already."""
+    def _close_in_model(self, target: date) -> list[tuple[date, str, int]] | None:
+        """Payouts of every day up to ``target`` not closed yet (by the rules of B7, days
+        close in order), or None if it was closed already."""
         if self.closed_through is not None and target <= self.closed_through:
             return None
         if self.closed_through is not None:
             day = self.closed_through + timedelta(days=1)
         else:
             day = min([m.day for m in self.movements] + [target])
-        payouts: list[tuple[str, int]] = []
+        payouts: list[tuple[date, str, int]] = []
         while day <= target:
-            payouts = []
             for worker in WORKERS:
                 balance = sum(
                     m.cents for m in self.movements if m.worker == worker and m.day <= day
                 )
                 if balance > 0:
                     self.movements.append(Booked(worker, day, -balance, "payout"))
-                    payouts.append((worker, balance))
+                    payouts.append((day, worker, balance))
             day += timedelta(days=1)
         self.closed_through = target
         return sorted(payouts)

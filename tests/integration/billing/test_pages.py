@@ -23,9 +23,7 @@ async def test_a_worker_sees_their_balance_and_todays_log(
     await feed.apply(ev.task_created(task, "Feed the parrots", "POPUG-9"))
     await feed.apply(ev.task_assigned(task, worker))
     fee, _ = await feed.price(task)
-    billing.client.cookies.update(
-        page_cookie(offline_settings, "billing", role="worker", sub=worker)
-    )
+    billing.client.cookies.update(await page_cookie(billing.runtime, role="worker", sub=worker))
 
     page = await billing.client.get("/")
     assert page.status_code == 200
@@ -60,7 +58,7 @@ async def test_the_company_view_and_closing_a_day(
     await feed.apply(ev.task_assigned(task, worker))
     await feed.apply(ev.task_completed(task, worker))
     fee, reward = await feed.price(task)
-    billing.client.cookies.update(page_cookie(offline_settings, "billing", role="accountant"))
+    billing.client.cookies.update(await page_cookie(billing.runtime, role="accountant"))
 
     page = await billing.client.get("/")
     assert page.status_code == 200

@@ -144,7 +144,12 @@ async def test_money_moves_and_days_close_through_the_broker(
 
             again = await billing.client.post(close, headers=tokens.headers("admin"))
             assert again.json()["newly_closed"] is False
-            await asyncio.sleep(1.0)  # give a second payout every chance to show up
+            # A task priced now is a marker: billing's stream keeps the order its outbox
+            # published in, so once the marker's price is seen, a second payout written
+            # by the second close would have been seen too.
+            marker, someone = str(uuid.uuid4()), str(uuid.uuid4())
+            await publish(broker, ev.task_created(marker), ev.task_assigned(marker, someone))
+            await eventually(lambda: _priced(watcher, marker))
             assert watcher.named("PayoutMade") == [paid]
             assert (
                 await balance(billing, tokens, earner),
@@ -154,8 +159,8 @@ async def test_money_moves_and_days_close_through_the_broker(
                 owed,
             )
             kinds = [d["kind"] for d in watcher.named("TransactionApplied")]
-            assert sorted(kinds) == ["assign_fee", "assign_fee", "payout", "reward"]
-            assert len(watcher.named("TaskPriced")) == 2
+            assert sorted(kinds) == ["assign_fee", "assign_fee", "assign_fee", "payout", "reward"]
+            assert len(watcher.named("TaskPriced")) == 3  # the marker's too
         finally:
             watching.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -199,6 +204,10 @@ async def _price(billing: Harness, tokens: TokenFactory, task: str) -> dict[str,
 
 async def _has(items: list[dict[str, object]], wanted: dict[str, object]) -> bool:
     return wanted in items
+
+
+async def _priced(watcher: Watcher, task: str) -> bool:
+    return any(d["task_public_id"] == task for d in watcher.named("TaskPriced"))
 
 
 class Printed:

@@ -99,7 +99,7 @@ async def test_a_task_without_jira_id_and_description_is_fine(
     [
         ({"title": "[POPUG-1] Fix the perch"}, "title", "must not contain '[' or ']'"),
         ({"title": "Fix ] the perch"}, "title", "jira_id"),
-        ({"description": "no title"}, "title", "Field required"),
+        ({"description": "no title"}, "title", "is required"),
         ({"title": "   "}, "title", "must not be empty"),
         ({"title": "x" * 301}, "title", "300"),
         ({"title": "Fix", "jira_id": "POPUG 1"}, "jira_id", "one word"),
@@ -117,6 +117,41 @@ async def test_an_invalid_task_is_422_naming_the_field_and_nothing_is_stored(
     assert words in detail
     assert await _count(tasks, Task.__table__) == 0
     assert await _count(tasks, outbox) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        # the words the task page shows for the same mistakes ("Task not created. …")
+        ({"title": "   "}, "title: must not be empty"),
+        ({"title": "x" * 301}, "title: must be at most 300 characters"),
+        (
+            {"title": "Fix", "description": "x" * 10_001},
+            "description: must be at most 10000 characters",
+        ),
+        ({"description": "no title"}, "title: is required"),
+        ({"title": "Fix", "extra": 1, "jira_id": 5}, "jira_id: must be a string"),
+        (["a list"], "body: must be a JSON object"),
+    ],
+)
+async def test_a_422_says_what_is_wrong_in_the_pages_words(
+    tasks: Harness, tokens: TokenFactory, body: Any, detail: str
+) -> None:
+    response = await tasks.client.post("/api/tasks", json=body, headers=tokens.headers())
+    assert response.status_code == 422
+    assert response.json()["detail"] == detail
+
+
+async def test_a_body_that_is_not_json_is_a_422_naming_the_body(
+    tasks: Harness, tokens: TokenFactory
+) -> None:
+    response = await tasks.client.post(
+        "/api/tasks",
+        content=b'{"title": ',
+        headers={**tokens.headers(), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("body: not valid JSON ("), response.text
 
 
 async def test_without_an_active_worker_a_task_is_409_and_nothing_is_stored_or_published(

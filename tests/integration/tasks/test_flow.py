@@ -147,10 +147,21 @@ async def test_create_shuffle_complete_through_the_broker(
             return [e for e in seen.named("TaskAssigned") if e.data["shuffle_id"] == shuffle_id]
 
         await eventually(now(lambda: len(shuffled()) >= len(open_ids)))
-        await asyncio.sleep(0.5)  # anything extra would show up now
+        # A task created now is a marker: the tasks stream keeps the order the outbox
+        # published in, so once its events are seen, any extra copy of an earlier one
+        # (a shuffle event sent twice, say) has been seen too.
+        marker = await tasks.client.post("/api/tasks", json={"title": "Marker"}, headers=manager)
+        marker_id = marker.json()["public_id"]
+        await eventually(
+            now(
+                lambda: [
+                    e for e in seen.named("TaskAssigned") if e.data["task_public_id"] == marker_id
+                ]
+            )
+        )
         per_task = Counter(e.data["task_public_id"] for e in shuffled())
         assert per_task == dict.fromkeys(open_ids, 1)
-        assert len(seen.named("TaskAssigned")) == 60 + 54
+        assert len(seen.named("TaskAssigned")) == 60 + 54 + 1
         await eventually(now(lambda: len(lines("by a shuffle")) == 3 * 54))
 
         # complete -> TaskCompleted

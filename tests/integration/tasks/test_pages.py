@@ -17,9 +17,9 @@ from tests.support import Harness, TokenFactory, make_settings, page_cookie, ser
 pytestmark = pytest.mark.integration
 
 
-def sign_in(harness: Harness, role: str, sub: str | None = None) -> None:
+async def sign_in(harness: Harness, role: str, sub: str | None = None) -> None:
     harness.client.cookies.clear()
-    for name, value in page_cookie(harness.runtime.settings, "tasks", role, sub).items():
+    for name, value in (await page_cookie(harness.runtime, role, sub)).items():
         # the domain the session middleware's own Set-Cookie gets, so it replaces this one
         harness.client.cookies.set(name, value, domain="tasks.local")
 
@@ -44,7 +44,7 @@ async def test_without_a_session_pages_send_you_to_sign_in(tasks: Harness) -> No
 
 async def test_a_worker_creates_a_task_and_completes_their_own(tasks: Harness) -> None:
     polly = await hire(tasks.runtime, name="Polly Parrot")
-    sign_in(tasks, "worker", polly)
+    await sign_in(tasks, "worker", polly)
 
     page = await tasks.client.get("/")
     assert page.status_code == 200
@@ -69,7 +69,7 @@ async def test_a_worker_creates_a_task_and_completes_their_own(tasks: Harness) -
 
 async def test_mistakes_come_back_as_flash_messages(tasks: Harness) -> None:
     polly = await hire(tasks.runtime)
-    sign_in(tasks, "manager")
+    await sign_in(tasks, "manager")
     page = await submit(tasks, "/tasks", {"title": "[POPUG-1] Fix the perch"})
     assert 'class="flash error"' in page
     assert "title: must not contain &#39;[&#39; or &#39;]&#39;" in page
@@ -89,10 +89,10 @@ async def test_mistakes_come_back_as_flash_messages(tasks: Harness) -> None:
 async def test_my_tasks_show_only_mine(tasks: Harness) -> None:
     polly = await hire(tasks.runtime, name="Polly Parrot")
     await hire(tasks.runtime, name="Kesha Popug")
-    sign_in(tasks, "manager")
+    await sign_in(tasks, "manager")
     for i in range(10):
         await tasks.client.post("/tasks", data={"title": f"Task number {i}"})
-    sign_in(tasks, "worker", polly)
+    await sign_in(tasks, "worker", polly)
     page = await tasks.client.get("/")
     shown = set(re.findall(r"Task number \d", page.text))
     mine = {t.title for t in await _tasks(tasks) if t.assignee_public_id == polly}
@@ -101,14 +101,14 @@ async def test_my_tasks_show_only_mine(tasks: Harness) -> None:
 
 async def test_all_tasks_and_shuffle_are_for_admins_and_managers(tasks: Harness) -> None:
     workers = [await hire(tasks.runtime, name=f"Worker {i}") for i in range(3)]
-    sign_in(tasks, "worker", workers[0])
+    await sign_in(tasks, "worker", workers[0])
     assert "All tasks and shuffle" not in (await tasks.client.get("/")).text
     refused = await tasks.client.get("/all")
     assert refused.status_code == 403
     assert "This page is for admins and managers only." in refused.text
     assert (await tasks.client.post("/shuffle")).status_code == 403
 
-    sign_in(tasks, "admin")
+    await sign_in(tasks, "admin")
     for i in range(4):
         await submit(tasks, "/tasks", {"title": f"Task {i}"})
     assert "All tasks and shuffle" in (await tasks.client.get("/")).text
@@ -127,7 +127,7 @@ async def test_all_tasks_and_shuffle_are_for_admins_and_managers(tasks: Harness)
 
 async def test_long_lists_are_paged(tasks: Harness) -> None:
     worker = await hire(tasks.runtime)
-    sign_in(tasks, "worker", worker)
+    await sign_in(tasks, "worker", worker)
     for i in range(55):
         await tasks.client.post("/tasks", data={"title": f"Task {i}"})
     first = await tasks.client.get("/")
@@ -145,7 +145,7 @@ async def test_times_are_shown_in_the_business_time_zone(
     settings = make_settings(tmp_path / "data", None, timezone="Asia/Tokyo")
     async with service_harness("tasks", settings, tokens, messaging=False) as harness:
         worker = await hire(harness.runtime)
-        sign_in(harness, "worker", worker)
+        await sign_in(harness, "worker", worker)
         page = await submit(harness, "/tasks", {"title": "Fly"})
         (task,) = await _tasks(harness)
         tokyo = task.created_at.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%d.%m.%Y %H:%M")
@@ -153,3 +153,14 @@ async def test_times_are_shown_in_the_business_time_zone(
         assert tokyo in page
         assert utc not in page
         assert "Business time zone: Asia/Tokyo" in page
+
+
+async def test_the_longest_description_fits_the_form_in_any_script(tasks: Harness) -> None:
+    # 10,000 characters of CJK are about 90 KB once form-encoded: more than the 64 KiB a
+    # JSON body may have, and still a form the page must take
+    worker = await hire(tasks.runtime)
+    await sign_in(tasks, "worker", worker)
+    page = await submit(tasks, "/tasks", {"title": "Translate", "description": "鸚" * 10_000})
+    assert "Task “Translate” created" in page
+    (task,) = await _tasks(tasks)
+    assert len(task.description) == 10_000

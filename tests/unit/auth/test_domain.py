@@ -41,6 +41,10 @@ def test_other_field_rules() -> None:
         (domain.check_email, "no-at-sign", "email"),
         (domain.check_email, "two@@example.com", "email"),
         (domain.check_full_name, "   ", "full_name"),
+        # PostgreSQL cannot store a NUL: refused with a 422, not a 500
+        (domain.check_full_name, "Polly\x00", "full_name"),
+        (domain.check_email, "p\x00lly@example.com", "email"),
+        (domain.check_email, "polly@exa mple.com", "email"),
     ):
         with pytest.raises(PersonRuleError) as raised:
             check(value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -80,3 +81,17 @@ def test_an_assignment_is_the_data_of_a_task_assigned_event() -> None:
     default_registry().validate("TaskAssigned", 1, data)
     assert data["previous_assignee_public_id"] is None
     assert data["shuffle_id"] is None
+
+
+@pytest.mark.parametrize(
+    ("check", "value"),
+    [
+        (domain.check_title, "Fix\x00 the perch"),
+        (domain.check_jira_id, "POPUG-\x001"),
+        (domain.check_description, "a NUL \x00 inside"),
+        (domain.check_description, "x" * 10_001),
+    ],
+)
+def test_text_postgresql_cannot_store_is_refused(check: Any, value: str) -> None:
+    with pytest.raises(ValueError):
+        check(value)

@@ -9,6 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel
 
+from ates.platform.api_errors import errors
+from ates.platform.params import Day
 from ates.platform.security import require_roles
 from ates.platform.service import Runtime
 from ates.services.analytics import queries
@@ -23,7 +25,10 @@ def runtime_of(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 
 router = APIRouter(
-    prefix="/api", tags=["analytics"], dependencies=[Depends(require_roles("admin"))]
+    prefix="/api",
+    tags=["analytics"],
+    dependencies=[Depends(require_roles("admin"))],
+    responses=errors(401, 403),
 )
 
 
@@ -102,7 +107,7 @@ def chosen_period(first: dt.date, last: dt.date) -> Period:
 @router.get("/dashboard")
 async def get_dashboard(
     runtime: RuntimeDep,
-    date: Annotated[dt.date | None, Query(description="A business day (default today).")] = None,
+    date: Annotated[Day | None, Query(description="A business day (default today).")] = None,
 ) -> DashboardOut:
     day = date or today(runtime)
     async with runtime.db.reader() as session:
@@ -122,8 +127,8 @@ async def get_dashboard(
 @router.get("/most-expensive")
 async def get_most_expensive(
     runtime: RuntimeDep,
-    first: Annotated[dt.date, Query(alias="from", description="First business day.")],
-    last: Annotated[dt.date, Query(alias="to", description="Last business day (included).")],
+    first: Annotated[Day, Query(alias="from", description="First business day.")],
+    last: Annotated[Day, Query(alias="to", description="Last business day (included).")],
 ) -> RangeOut:
     period = chosen_period(first, last)
     async with runtime.db.reader() as session:

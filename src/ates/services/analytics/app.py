@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ates.platform.service import ServiceSpec
-from ates.services.analytics import api, pages
+from ates.services.analytics import api, pages, queries
 from ates.services.analytics.handlers import HANDLERS, reset_projections
 
 SPEC = ServiceSpec(
@@ -13,4 +13,5 @@ SPEC = ServiceSpec(
     routers=(api.router, pages.router),
     templates=Path(__file__).parent / "templates",
     read_model_reset=reset_projections,
+    standing=queries.standing,
 )

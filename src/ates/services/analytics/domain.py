@@ -160,6 +160,13 @@ def stamp(moment: datetime, tiebreak: str) -> str:
 NEVER = ""  # sorts before every stamp
 
 
+def stamp_time(version: str) -> datetime | None:
+    """The instant of a stamp (None for NEVER)."""
+    if version == NEVER:
+        return None
+    return datetime.strptime(version.split("|", 1)[0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class PersonFacts:
     """What one account event says about a person; ``None`` = not said by this event."""

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from starlette.requests import Request
 
 from ates.platform.pages import page_roles
+from ates.platform.params import Day
 from ates.platform.replay import read_generation
 from ates.platform.security import Principal
 from ates.platform.web import render
@@ -48,9 +49,9 @@ async def dashboard_page(
     request: Request,
     runtime: RuntimeDep,
     user: Admin,
-    date: Annotated[dt.date | None, Query()] = None,
-    first: Annotated[dt.date | None, Query(alias="from")] = None,
-    last: Annotated[dt.date | None, Query(alias="to")] = None,
+    date: Annotated[Day | None, Query()] = None,
+    first: Annotated[Day | None, Query(alias="from")] = None,
+    last: Annotated[Day | None, Query(alias="to")] = None,
 ) -> HTMLResponse:
     zone = runtime.settings.zone
     day = date or today(runtime)

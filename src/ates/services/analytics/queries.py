@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import BigInteger, Integer, column, func, or_, select, values
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ates.platform.sessions import Standing
 from ates.services.analytics.domain import (
     Completion,
     Period,
@@ -20,6 +21,7 @@ from ates.services.analytics.domain import (
     management_earnings,
     month_period,
     most_expensive,
+    stamp_time,
     week_period,
 )
 from ates.services.analytics.models import Balance, ClosedDay, DailyEarnings, Person, Task
@@ -233,3 +235,16 @@ async def negative_workers(session: AsyncSession) -> list[Debtor]:
         for row in rows
         if counts_as_worker(row.role)
     ]
+
+
+async def standing(session: AsyncSession, public_id: str) -> Standing | None:
+    """What analytics' copy of people says of someone (its pages honour it)."""
+    person = await session.get(Person, public_id)
+    if person is None:
+        return None
+    return Standing(
+        person.role,
+        stamp_time(person.role_stamp),
+        person.active,
+        stamp_time(person.active_stamp),
+    )

@@ -8,37 +8,109 @@ effect at once (elsewhere both wait for the token to expire, at most
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from ates.platform.api_errors import errors
+from ates.platform.params import is_uuid
 from ates.platform.security import CurrentUser
+from ates.platform.text import WHITESPACE
 from ates.services.auth import handlers
-from ates.services.auth.domain import PersonConflict, PersonRuleError
+from ates.services.auth.domain import (
+    EMAIL_PART,
+    ROLES,
+    PersonConflict,
+    PersonRuleError,
+    check_email,
+    check_full_name,
+    check_password,
+    check_role,
+    check_username,
+)
 from ates.services.auth.models import Person
 
-router = APIRouter(prefix="/api", tags=["people"])
+router = APIRouter(prefix="/api", tags=["people"], responses=errors(401))
+
+
+def _rule(check: Callable[[str], str]) -> Callable[[str | None], str | None]:
+    """A field validator running a domain check, in the domain's words."""
+
+    def validate(value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except PersonRuleError as error:
+            raise ValueError(error.message)
+
+    return validate
+
+
+# What the domain's checks accept, for the OpenAPI document (the checks decide).
+USERNAME = {"pattern": r"^[a-z0-9][a-z0-9._-]{1,63}$"}
+ROLE = {"enum": list(ROLES)}
+PASSWORD = {"minLength": 8}
+EMAIL = {"pattern": f"^[{WHITESPACE}]*{EMAIL_PART}@{EMAIL_PART}[{WHITESPACE}]*$"}
+FULL_NAME = {"pattern": rf"^[^\x00]*[^{WHITESPACE}\x00][^\x00]*$"}
+
+Username = Annotated[
+    str, Field(max_length=64, json_schema_extra=USERNAME), AfterValidator(_rule(check_username))
+]
+Role = Annotated[str, Field(json_schema_extra=ROLE), AfterValidator(_rule(check_role))]
+Password = Annotated[
+    str, Field(max_length=1024, json_schema_extra=PASSWORD), AfterValidator(_rule(check_password))
+]
+Email = Annotated[
+    str, Field(max_length=254, json_schema_extra=EMAIL), AfterValidator(_rule(check_email))
+]
+FullName = Annotated[
+    str,
+    Field(max_length=200, json_schema_extra=FULL_NAME),
+    AfterValidator(_rule(check_full_name)),
+]
 
 
 class NewPerson(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(max_length=64)
-    role: str
-    password: str = Field(max_length=1024)
-    email: str | None = Field(default=None, max_length=254)
-    full_name: str | None = Field(default=None, max_length=200)
+    username: Username
+    role: Role
+    password: Password
+    email: Email | None = None
+    full_name: FullName | None = None
 
 
 class PersonPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: str | None = None
-    full_name: str | None = Field(default=None, max_length=200)
-    email: str | None = Field(default=None, max_length=254)
+    role: Role | None = None
+    full_name: FullName | None = None
+    email: Email | None = None
     active: bool | None = None
+
+
+class PersonOut(BaseModel):
+    public_id: str
+    username: str
+    email: str
+    full_name: str
+    role: str
+    active: bool
+
+    @classmethod
+    def of(cls, person: Person) -> PersonOut:
+        return cls.model_validate(person.as_json())
+
+
+def _known(public_id: str) -> str:
+    """A person's id that can exist (a UUID); anything else is 404 at once."""
+    if not is_uuid(public_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no person {public_id}")
+    return public_id
 
 
 async def _person_of_token(request: Request, token: CurrentUser) -> Person:
@@ -71,8 +143,8 @@ def _unprocessable(error: PersonRuleError) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error))
 
 
-@router.post("/users", status_code=status.HTTP_201_CREATED)
-async def create_user(body: NewPerson, request: Request, admin: Admin) -> dict[str, Any]:
+@router.post("/users", status_code=status.HTTP_201_CREATED, responses=errors(403, 409, 413))
+async def create_user(body: NewPerson, request: Request, admin: Admin) -> PersonOut:
     command = handlers.CreatePerson(
         username=body.username,
         role=body.role,
@@ -87,32 +159,32 @@ async def create_user(body: NewPerson, request: Request, admin: Admin) -> dict[s
         raise _unprocessable(error)
     except handlers.PersonExists as error:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"username: {error}")
-    return person.as_json()
+    return PersonOut.of(person)
 
 
-@router.get("/users")
-async def list_users(request: Request, admin: Admin) -> list[dict[str, Any]]:
+@router.get("/users", responses=errors(403))
+async def list_users(request: Request, admin: Admin) -> list[PersonOut]:
     async with request.app.state.runtime.uow() as uow:
         people = await handlers.list_people(uow)
-    return [p.as_json() for p in people]
+    return [PersonOut.of(p) for p in people]
 
 
-@router.get("/users/{public_id}")
-async def get_user(public_id: str, request: Request, admin: Admin) -> dict[str, Any]:
+@router.get("/users/{public_id}", responses=errors(403, 404))
+async def get_user(public_id: str, request: Request, admin: Admin) -> PersonOut:
     try:
         async with request.app.state.runtime.uow() as uow:
-            person = await handlers.get_person(uow, public_id)
+            person = await handlers.get_person(uow, _known(public_id))
     except handlers.PersonNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no person {public_id}")
-    return person.as_json()
+    return PersonOut.of(person)
 
 
-@router.patch("/users/{public_id}")
+@router.patch("/users/{public_id}", responses=errors(403, 404, 409, 413))
 async def change_user(
     public_id: str, body: PersonPatch, request: Request, admin: Admin
-) -> dict[str, Any]:
+) -> PersonOut:
     command = handlers.ChangePerson(
-        public_id=public_id,
+        public_id=_known(public_id),
         role=body.role,
         full_name=body.full_name,
         email=body.email,
@@ -128,9 +200,9 @@ async def change_user(
         raise _unprocessable(error)
     except PersonConflict as error:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error))
-    return person.as_json()
+    return PersonOut.of(person)
 
 
 @router.get("/me")
-async def me(person: Me) -> dict[str, Any]:
-    return person.as_json()
+async def me(person: Me) -> PersonOut:
+    return PersonOut.of(person)

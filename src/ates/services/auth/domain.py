@@ -7,11 +7,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from ates.platform.text import WHITESPACE
+
 ROLES = ("admin", "manager", "accountant", "worker")
-_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
-# Deliberately loose: one "@", something on each side, no spaces. Deliverability is not ours
-# to judge; the notification service only prints the address.
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
+# Deliberately loose: one "@", something on each side, no white space or control
+# character. Deliverability is not ours to judge; the notification service only prints it.
+EMAIL_PART = rf"[^@{WHITESPACE}\x00-\x1f\x7f-\x9f]+"
+_EMAIL = re.compile(f"{EMAIL_PART}@{EMAIL_PART}")
 
 
 class PersonRuleError(ValueError):
@@ -28,7 +31,7 @@ class PersonConflict(Exception):
 
 
 def check_username(username: str) -> str:
-    if not _USERNAME.match(username):
+    if not _USERNAME.fullmatch(username):
         raise PersonRuleError(
             "username", "2-64 characters: lowercase letters, digits, '.', '_' or '-'"
         )
@@ -51,7 +54,7 @@ def check_password(password: str) -> str:
 
 def check_email(email: str) -> str:
     email = email.strip()
-    if not 3 <= len(email) <= 254 or not _EMAIL.match(email):
+    if len(email) > 254 or not _EMAIL.fullmatch(email):
         raise PersonRuleError("email", "must look like name@example.com")
     return email
 
@@ -60,6 +63,8 @@ def check_full_name(full_name: str) -> str:
     full_name = " ".join(full_name.split())
     if not full_name:
         raise PersonRuleError("full_name", "must not be empty")
+    if "\x00" in full_name:  # PostgreSQL text cannot hold it
+        raise PersonRuleError("full_name", "must not contain a NUL character")
     if len(full_name) > 200:
         raise PersonRuleError("full_name", "at most 200 characters")
     return full_name

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ates.platform.login import safe_next
+from ates.platform.params import is_uuid
 from ates.platform.web import flash, render
 from ates.services.auth import handlers
 from ates.services.auth.domain import ROLES, PersonConflict, PersonRuleError
@@ -29,16 +30,13 @@ from ates.services.auth.session import (
 
 router = APIRouter(include_in_schema=False)
 
-# Auth's pages hold the sign-in and admin forms: no other site may frame them (clickjacking).
-NO_FRAMING = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
-
 FORM_EXPIRED = "The form expired. Please try again."
 
 
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
-    response = render(request, template, status_code=status_code, **context)
-    response.headers.update(NO_FRAMING)
-    return response
+    # No site may frame the sign-in and admin forms (clickjacking): the platform's
+    # headers (X-Frame-Options, CSP frame-ancestors) say so on every response.
+    return render(request, template, status_code=status_code, **context)
 
 
 def signed_out_page(request: Request, then: str | None) -> Response:
@@ -106,13 +104,13 @@ async def login(
     except SignInRefused as refused:
         status = 429 if refused.locked else 401
         return _login_page(request, next_url, error=str(refused), username=username, status=status)
-    start_session(request, person)
+    await start_session(request, person)
     return RedirectResponse(next_url, status_code=303)
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    end_session(request)
+    await end_session(request)
     return signed_out_page(request, None)
 
 
@@ -186,6 +184,8 @@ async def create_person(
 @router.get("/people/{public_id}")
 async def person_page(request: Request, public_id: str, admin: SignedInAdmin) -> Response:
     try:
+        if not is_uuid(public_id):  # nobody has such an id (and PostgreSQL may refuse it)
+            raise handlers.PersonNotFound(public_id)
         async with request.app.state.runtime.uow() as uow:
             person = await handlers.get_person(uow, public_id)
     except handlers.PersonNotFound:
@@ -229,6 +229,8 @@ async def change_person(
         actor_public_id=admin.public_id,
     )
     try:
+        if not is_uuid(public_id):
+            raise handlers.PersonNotFound(public_id)
         async with request.app.state.runtime.uow() as uow:
             person = await handlers.change_person(uow, command)
     except handlers.PersonNotFound:

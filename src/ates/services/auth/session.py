@@ -1,10 +1,12 @@
 """The sign-in session at auth itself: who is signed in to the provider, and CSRF tokens.
 
 The session is Starlette's signed cookie (HttpOnly, SameSite=Lax), set up for every
-service by ``ates.platform.web``. Signing in replaces the whole session (new contents, new
-CSRF token), and the person is looked up again on every use: deactivating someone ends
-their sign-in at auth at once, and a session ends ``SESSION_MAX_AGE`` after sign-in
-however busy it is (OWASP ASVS 5 §7.3: absolute timeout).
+service by ``ates.platform.web``, and recorded on the server (``ates.platform.sessions``).
+Signing in replaces the whole session (new contents, new CSRF token), and the person is
+looked up again on every use: deactivating someone ends their sign-in at auth at once, a
+session ends ``SESSION_MAX_AGE`` after sign-in however busy it is (OWASP ASVS 5 §7.3:
+absolute timeout), and logging out ends it on the server, so a copy of the cookie can no
+longer get authorization codes.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import select
 
+from ates.platform import sessions
 from ates.platform.pages import (
     SESSION_KEY,
     LoginRequired,
@@ -33,14 +36,18 @@ CSRF_KEY = "csrf"
 CSRF_FIELD = "csrf_token"
 
 
-def start_session(request: Request, person: Person) -> None:
-    request.session.clear()
+async def start_session(request: Request, person: Person) -> None:
+    await sessions.start(request, runtime_of(request), person.public_id, SESSION_MAX_AGE)
     request.session[SESSION_KEY] = principal_to_session(principal(person))
     request.session[SIGNED_IN_AT] = int(time.time())
 
 
-def end_session(request: Request) -> None:
-    request.session.clear()
+async def end_session(request: Request) -> None:
+    await sessions.end(request, runtime_of(request))
+
+
+def runtime_of(request: Request) -> Any:
+    return request.app.state.runtime
 
 
 def principal(person: Person) -> Principal:
@@ -52,18 +59,18 @@ def principal(person: Person) -> Principal:
 async def signed_in_person(request: Request) -> Person | None:
     """The person signed in to auth, if the session is still good."""
     found = principal_from_session(request.session.get(SESSION_KEY))
-    signed_in_at = request.session.get(SIGNED_IN_AT)
-    if found is None or not isinstance(signed_in_at, int):
+    if found is None or not isinstance(request.session.get(SIGNED_IN_AT), int):
         return None
-    if time.time() - signed_in_at > SESSION_MAX_AGE.total_seconds():
-        end_session(request)
-        return None
-    async with request.app.state.runtime.db.reader() as session:
+    async with runtime_of(request).db.reader() as session:
+        good = await sessions.started_at(session, request, str(found.public_id))
         person: Person | None = await session.scalar(
             select(Person).where(Person.public_id == str(found.public_id))
         )
+    if good is None:  # ended, expired or never known: nothing left to delete
+        request.session.clear()
+        return None
     if person is None or not person.active:
-        end_session(request)
+        await end_session(request)
         return None
     return person
 

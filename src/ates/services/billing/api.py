@@ -14,16 +14,18 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ates.platform.api_errors import errors
+from ates.platform.params import Day
 from ates.platform.security import CurrentUser, Principal, require_roles
 from ates.platform.service import Runtime
 from ates.services.billing import days, domain, queries
 from ates.services.billing.models import Account
 
-router = APIRouter(prefix="/api", tags=["billing"])
+router = APIRouter(prefix="/api", tags=["billing"], responses=errors(401))
 
 Accounting = Annotated[Principal, Depends(require_roles("admin", "accountant"))]
 DayQuery = Annotated[
-    date | None, Query(alias="date", description="A business day, YYYY-MM-DD (default: today)")
+    Day | None, Query(alias="date", description="A business day, YYYY-MM-DD (default: today)")
 ]
 
 
@@ -84,6 +86,7 @@ class PayoutOut(BaseModel):
     owner_public_id: str
     amount_cents: int
     transaction_public_id: str
+    business_date: date  # the day paid for: a close pays every open day up to its own
 
 
 class DayCloseOut(BaseModel):
@@ -111,13 +114,13 @@ def _log(movements: list[queries.Movement]) -> list[TransactionOut]:
     return [TransactionOut.model_validate(m.to_json()) for m in movements]
 
 
-@router.get("/accounts/me")
+@router.get("/accounts/me", responses=errors(404))
 async def my_account(user: CurrentUser, runtime: RuntimeDep) -> AccountOut:
     async with runtime.db.reader() as session:
         return AccountOut.of(await _account(session, str(user.public_id), mine=True))
 
 
-@router.get("/accounts/me/transactions")
+@router.get("/accounts/me/transactions", responses=errors(404))
 async def my_transactions(
     user: CurrentUser, runtime: RuntimeDep, day: DayQuery = None
 ) -> list[TransactionOut]:
@@ -129,13 +132,13 @@ async def my_transactions(
 OwnerPath = Annotated[uuid.UUID, Path(description="The person's public id")]
 
 
-@router.get("/accounts/{owner_public_id}")
+@router.get("/accounts/{owner_public_id}", responses=errors(403, 404))
 async def account(owner_public_id: OwnerPath, _: Accounting, runtime: RuntimeDep) -> AccountOut:
     async with runtime.db.reader() as session:
         return AccountOut.of(await _account(session, str(owner_public_id), mine=False))
 
 
-@router.get("/accounts/{owner_public_id}/transactions")
+@router.get("/accounts/{owner_public_id}/transactions", responses=errors(403, 404))
 async def account_transactions(
     owner_public_id: OwnerPath, _: Accounting, runtime: RuntimeDep, day: DayQuery = None
 ) -> list[TransactionOut]:
@@ -144,7 +147,7 @@ async def account_transactions(
         return _log(await queries.day_log(session, found, day or today(runtime)))
 
 
-@router.get("/dashboard")
+@router.get("/dashboard", responses=errors(403))
 async def dashboard(
     _: Accounting,
     runtime: RuntimeDep,
@@ -164,7 +167,7 @@ async def dashboard(
     )
 
 
-@router.get("/tasks/{task_public_id}/price")
+@router.get("/tasks/{task_public_id}/price", responses=errors(404))
 async def task_price(
     task_public_id: Annotated[uuid.UUID, Path()], _: CurrentUser, runtime: RuntimeDep
 ) -> PriceOut:
@@ -175,9 +178,9 @@ async def task_price(
     return PriceOut(assign_fee_cents=task.assign_fee_cents, reward_cents=task.reward_cents)
 
 
-@router.post("/days/{day}/close")
+@router.post("/days/{date}/close", responses=errors(403))
 async def close_day(
-    day: Annotated[date, Path(description="The business day to close, YYYY-MM-DD")],
+    day: Annotated[Day, Path(alias="date", description="The business day to close, YYYY-MM-DD")],
     _: Accounting,
     runtime: RuntimeDep,
 ) -> DayCloseOut:

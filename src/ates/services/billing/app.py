@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ates.platform.service import Runtime, ServiceSpec
-from ates.services.billing import api, days, ledger, pages
+from ates.services.billing import api, days, ledger, pages, queries
 from ates.services.billing.handlers import HANDLERS
 
 
@@ -25,4 +25,5 @@ SPEC = ServiceSpec(
     background=(days.run_day_closer,),
     templates=Path(__file__).parent / "templates",
     on_startup=(record_timezone,),
+    standing=queries.standing,
 )

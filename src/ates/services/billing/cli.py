@@ -50,7 +50,10 @@ def close_day(
             f"{format_cents(result.paid_cents)} paid out"
         )
     for payout in result.payouts:
-        console.print(f"  {payout.owner_public_id}  {format_cents(payout.amount_cents)}")
+        console.print(
+            f"  {payout.business_date.isoformat()}  {payout.owner_public_id}  "
+            f"{format_cents(payout.amount_cents)}"
+        )
 
 
 @billing_app.command("verify")

@@ -41,11 +41,15 @@ class Payout:
     owner_public_id: str
     amount_cents: int
     transaction_public_id: str
+    business_date: date
 
 
 @dataclass(frozen=True, slots=True)
 class DayClose:
-    """What a close of ``business_date`` did, or had done when it was first closed."""
+    """What a close of ``business_date`` did, or had done when it was first closed.
+
+    ``payouts`` are those of every day this close closed (``also_closed``, then
+    ``business_date``), each with its day; ``paid_cents`` is their total."""
 
     business_date: date
     closed_at: datetime
@@ -81,7 +85,7 @@ async def close_day(uow: UnitOfWork, target: date, *, now: datetime) -> DayClose
         return await _already_closed(session, target)
     payouts: list[Payout] = []
     for day in days:
-        payouts = await _close_one(uow, day, now)
+        payouts += await _close_one(uow, day, now)
     await ledger.mark_closed_through(session, target)
     await uow.commit()
     return DayClose(target, now, True, payouts, also_closed=days[:-1])
@@ -104,7 +108,7 @@ async def _close_one(uow: UnitOfWork, day: date, now: datetime) -> list[Payout]:
         )
         if transaction is None:  # cannot happen while the books row is locked
             raise RuntimeError(f"payout of {owner} for {day} already booked")
-        payouts.append(Payout(owner, amount, transaction.public_id))
+        payouts.append(Payout(owner, amount, transaction.public_id, day))
         await uow.emit(
             "PayoutMade",
             {"owner_public_id": owner, "amount_cents": amount, "business_date": day.isoformat()},
@@ -152,7 +156,7 @@ async def _already_closed(session: AsyncSession, target: date) -> DayClose:
         .where(Transaction.kind == "payout", Transaction.business_date == target)
         .order_by(Transaction.id)
     )
-    payouts = [Payout(str(o), int(a), str(t)) for o, a, t in rows.all()]
+    payouts = [Payout(str(o), int(a), str(t), target) for o, a, t in rows.all()]
     # A day before the first close was never closed on its own: it counts as closed
     # because the books were closed through a later day.
     closed_at = closed.closed_at if closed else None

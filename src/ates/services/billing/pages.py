@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ates.platform.money import format_cents
 from ates.platform.pages import PageUser, page_roles
+from ates.platform.params import parse_day
 from ates.platform.security import Principal
 from ates.platform.web import flash, render
 from ates.services.billing import days, domain, ledger, queries
@@ -31,9 +32,9 @@ def _day(request: Request, value: str | None, fallback: date) -> date:
     if not value:
         return fallback
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        flash(request, f"date: {value!r} is not a date (YYYY-MM-DD); showing today.", "error")
+        return parse_day(value)
+    except ValueError as error:
+        flash(request, f"date: {error}; showing today.", "error")
         return fallback
 
 
@@ -131,7 +132,7 @@ async def company(
     runtime: RuntimeDep,
     day: Annotated[str | None, Query(alias="date")] = None,
     days_back: Annotated[int, Query(alias="days", ge=1, le=queries.MAX_DAYS)] = 14,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # beyond int4: no such page
 ) -> HTMLResponse:
     now = today(runtime)
     last = _day(request, day, now)
@@ -174,9 +175,9 @@ async def close_day(
 ) -> RedirectResponse:
     back = RedirectResponse("/company", status_code=303)
     try:
-        target = date.fromisoformat(day)
-    except ValueError:
-        flash(request, f"Not closed. date: {day!r} is not a date (YYYY-MM-DD).", "error")
+        target = parse_day(day)
+    except ValueError as error:
+        flash(request, f"Not closed. date: {error}.", "error")
         return back
     try:
         async with runtime.uow() as uow:

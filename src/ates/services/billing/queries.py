@@ -13,6 +13,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ates.platform.sessions import Standing
 from ates.services.billing import domain
 from ates.services.billing.models import (
     COMPANY_ACCOUNT_ID,
@@ -57,6 +58,14 @@ async def account_of(session: AsyncSession, owner_public_id: str) -> Account | N
     return await session.scalar(
         sa.select(Account).where(Account.owner_public_id == owner_public_id)
     )
+
+
+async def standing(session: AsyncSession, owner_public_id: str) -> Standing | None:
+    """What billing's copy of people says of someone (the pages honour it)."""
+    account = await account_of(session, owner_public_id)
+    if account is None:
+        return None
+    return Standing(account.owner_role, account.role_at, account.active, account.active_at)
 
 
 async def day_log(session: AsyncSession, account: Account, day: date) -> list[Movement]:

@@ -10,10 +10,13 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
+from ates.platform.api_errors import errors
+from ates.platform.params import UUID_PATTERN, is_uuid
 from ates.platform.security import CurrentUser, Principal, require_roles
 from ates.platform.service import Runtime
+from ates.platform.text import WHITESPACE
 from ates.services.tasks import domain, queries
 from ates.services.tasks.domain import AlreadyDone, NoActiveWorker, NotTheAssignee
 from ates.services.tasks.handlers import (
@@ -26,7 +29,7 @@ from ates.services.tasks.handlers import (
 from ates.services.tasks.models import Task
 from ates.services.tasks.shuffle import shuffle_tasks
 
-router = APIRouter(prefix="/api/tasks", tags=["tasks"])
+router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=errors(401))
 
 MANAGING = ("admin", "manager")
 
@@ -41,9 +44,21 @@ Managing = Annotated[Principal, Depends(require_roles(*MANAGING))]
 
 
 class NewTask(BaseModel):
-    title: str = Field(max_length=domain.TITLE_MAX)
-    jira_id: str | None = Field(default=None, max_length=domain.JIRA_ID_MAX)
-    description: str = Field(default="", max_length=domain.DESCRIPTION_MAX)
+    """The rules are the domain's (its checks run here, with its words); the patterns
+    only tell the OpenAPI document what those checks accept."""
+
+    title: str = Field(
+        max_length=domain.TITLE_MAX,
+        json_schema_extra={"pattern": rf"^[^\[\]\x00]*[^{WHITESPACE}\[\]\x00][^\[\]\x00]*$"},
+    )
+    jira_id: str | None = Field(
+        default=None,
+        max_length=domain.JIRA_ID_MAX,
+        json_schema_extra={"pattern": rf"^[{WHITESPACE}]*[^{WHITESPACE}\[\]\x00]*[{WHITESPACE}]*$"},
+    )
+    description: str = Field(
+        default="", max_length=domain.DESCRIPTION_MAX, json_schema_extra={"pattern": r"^[^\x00]*$"}
+    )
 
     @field_validator("title")
     @classmethod
@@ -54,6 +69,11 @@ class NewTask(BaseModel):
     @classmethod
     def _jira_id(cls, value: str | None) -> str | None:
         return domain.check_jira_id(value)
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str) -> str:
+        return domain.check_description(value)
 
 
 class TaskOut(BaseModel):
@@ -89,7 +109,32 @@ def _error(code: int, error: Exception) -> HTTPException:
     return HTTPException(code, detail=str(error))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+def _assignee(value: str) -> str:
+    if value not in ("me", "all") and not is_uuid(value):
+        raise ValueError("must be 'me', 'all' or a person's public id")
+    return value
+
+
+Assignee = Annotated[
+    str,
+    AfterValidator(_assignee),
+    Query(
+        description="'me', 'all' or a person's public id (admins, managers)",
+        json_schema_extra={"pattern": f"^(me|all|{UUID_PATTERN.strip('^$')})$"},
+    ),
+]
+# Ids are int4 on PostgreSQL: a bigger cursor names no task and cannot be sent as one.
+Cursor = Annotated[int | None, Query(ge=1, le=queries.MAX_CURSOR)]
+
+
+def _known(public_id: str) -> str:
+    """A task id that can exist (a UUID); anything else is 404 at once."""
+    if not is_uuid(public_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no task {public_id}")
+    return public_id
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=errors(409, 413))
 async def create(body: NewTask, user: CurrentUser, runtime: RuntimeDep) -> TaskOut:
     command = CreateTask(title=body.title, description=body.description, jira_id=body.jira_id)
     try:
@@ -102,18 +147,16 @@ async def create(body: NewTask, user: CurrentUser, runtime: RuntimeDep) -> TaskO
     return TaskOut.of(task)
 
 
-@router.get("")
+@router.get("", responses=errors(403))
 async def list_(
     request: Request,
     response: Response,
     user: CurrentUser,
     runtime: RuntimeDep,
     status_: Annotated[Literal["open", "done"] | None, Query(alias="status")] = None,
-    assignee: Annotated[
-        str, Query(description="'me', 'all' or a person's public id (admins, managers)")
-    ] = "me",
+    assignee: Assignee = "me",
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = queries.DEFAULT_PAGE,
-    cursor: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Cursor = None,
 ) -> list[TaskOut]:
     """My tasks; admins and managers may list everyone's (``assignee=all``) or one
     person's."""
@@ -135,7 +178,7 @@ async def list_(
     return [TaskOut.of(task) for task in page.tasks]
 
 
-@router.post("/shuffle")
+@router.post("/shuffle", responses=errors(403, 409))
 async def shuffle(user: Managing, runtime: RuntimeDep) -> ShuffleOut:
     try:
         result = await shuffle_tasks(runtime.uow)
@@ -144,20 +187,20 @@ async def shuffle(user: Managing, runtime: RuntimeDep) -> ShuffleOut:
     return ShuffleOut(shuffle_id=result.shuffle_id, reassigned=result.reassigned)
 
 
-@router.get("/{public_id}")
+@router.get("/{public_id}", responses=errors(404))
 async def get(public_id: str, user: CurrentUser, runtime: RuntimeDep) -> TaskOut:
     async with runtime.db.reader() as session:
-        task = await queries.get_task(session, public_id)
+        task = await queries.get_task(session, _known(public_id))
     if task is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no task {public_id}")
     return TaskOut.of(task)
 
 
-@router.post("/{public_id}/complete")
+@router.post("/{public_id}/complete", responses=errors(403, 404, 409))
 async def complete(public_id: str, user: CurrentUser, runtime: RuntimeDep) -> TaskOut:
     try:
         async with runtime.uow() as uow:
-            task = await complete_task(uow, public_id, by=str(user.public_id))
+            task = await complete_task(uow, _known(public_id), by=str(user.public_id))
     except TaskNotFound as error:
         raise _error(status.HTTP_404_NOT_FOUND, error)
     except NotTheAssignee as error:

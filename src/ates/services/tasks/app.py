@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ates.platform.service import ServiceSpec
-from ates.services.tasks import api, pages
+from ates.services.tasks import api, pages, queries
 from ates.services.tasks.handlers import HANDLERS
 
 SPEC = ServiceSpec(
@@ -14,4 +14,5 @@ SPEC = ServiceSpec(
     consumes=HANDLERS,
     routers=(api.router, pages.router),
     templates=Path(__file__).parent / "templates",
+    standing=queries.standing,
 )

@@ -37,11 +37,16 @@ class NoActiveWorker(TaskRuleBroken):
     pass
 
 
+NO_NUL = "must not contain a NUL character"
+
+
 def check_title(title: str) -> str:
     """T3: the jira id has its own field, so a title holds no ``[`` or ``]``."""
     title = title.strip()
     if not title:
         raise ValueError("must not be empty")
+    if "\x00" in title:  # PostgreSQL text cannot hold it
+        raise ValueError(NO_NUL)
     if len(title) > TITLE_MAX:
         raise ValueError(f"must be at most {TITLE_MAX} characters")
     if "[" in title or "]" in title:
@@ -58,9 +63,17 @@ def check_jira_id(jira_id: str | None) -> str | None:
         return None
     if len(jira_id) > JIRA_ID_MAX:
         raise ValueError(f"must be at most {JIRA_ID_MAX} characters")
-    if any(c in "[]" or c.isspace() for c in jira_id):
+    if any(c in "[]\x00" or c.isspace() for c in jira_id):
         raise ValueError("must be one word without '[' or ']' (like POPUG-42)")
     return jira_id
+
+
+def check_description(description: str) -> str:
+    if len(description) > DESCRIPTION_MAX:
+        raise ValueError(f"must be at most {DESCRIPTION_MAX} characters")
+    if "\x00" in description:
+        raise ValueError(NO_NUL)
+    return description
 
 
 def check_completion(*, status: str, assignee: str, by: str) -> None:

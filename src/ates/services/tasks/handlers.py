@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select, update
 
 from ates.platform.uow import UnitOfWork
 from ates.services.tasks import domain, people
@@ -48,8 +48,10 @@ async def create_task(uow: UnitOfWork, command: CreateTask) -> Task:
         jira_id = domain.check_jira_id(command.jira_id)
     except ValueError as error:
         raise InvalidTask("jira_id", str(error))
-    if len(command.description) > domain.DESCRIPTION_MAX:
-        raise InvalidTask("description", f"must be at most {domain.DESCRIPTION_MAX} characters")
+    try:
+        domain.check_description(command.description)
+    except ValueError as error:
+        raise InvalidTask("description", str(error))
     assignee = await people.random_active_worker(uow)
     if assignee is None:
         raise NoActiveWorker("there is no active worker to assign the task to")
@@ -61,8 +63,12 @@ async def create_task(uow: UnitOfWork, command: CreateTask) -> Task:
         status=domain.OPEN,
         assignee_public_id=assignee,
         created_at=datetime.now(UTC),
+        completed_at=None,
     )
-    uow.session.add(task)
+    # One INSERT, not the ORM's unit of work: the request's hot path (the returned object
+    # is detached, filled with exactly what was stored).
+    connection = await uow.session.connection()
+    await connection.execute(_INSERT_TASK, {c: getattr(task, c) for c in _NEW_TASK_COLUMNS})
     await uow.emit(
         "TaskCreated",
         {
@@ -82,14 +88,17 @@ async def complete_task(uow: UnitOfWork, task_public_id: str, by: str) -> Task:
     """T6: the assignee marks the task done; billing hears ``TaskCompleted``."""
     # FOR UPDATE (PostgreSQL) so a shuffle cannot move the task between check and write;
     # SQLite's BEGIN IMMEDIATE already serialises writers.
-    task = await uow.session.scalar(
-        select(Task).where(Task.public_id == task_public_id).with_for_update()
-    )
-    if task is None:
+    connection = await uow.session.connection()
+    row = (await connection.execute(_TASK_FOR_UPDATE, {"public_id": task_public_id})).first()
+    if row is None:
         raise TaskNotFound(f"no task {task_public_id}")
+    task = Task(**row._mapping)
     domain.check_completion(status=task.status, assignee=task.assignee_public_id, by=by)
     task.status = domain.DONE
     task.completed_at = datetime.now(UTC)
+    await connection.execute(
+        _COMPLETE, {"task_id": task.id, "status": task.status, "completed_at": task.completed_at}
+    )
     await uow.emit(
         "TaskCompleted",
         {
@@ -101,5 +110,17 @@ async def complete_task(uow: UnitOfWork, task_public_id: str, by: str) -> Task:
     await uow.commit()
     return task
 
+
+_tasks = Table("tasks", Task.metadata)
+_NEW_TASK_COLUMNS = [c.name for c in _tasks.c if c.name != "id"]
+_INSERT_TASK = insert(_tasks)
+_TASK_FOR_UPDATE = (
+    select(_tasks).where(_tasks.c.public_id == bindparam("public_id")).with_for_update()
+)
+_COMPLETE = (
+    update(_tasks)
+    .where(_tasks.c.id == bindparam("task_id"))
+    .values(status=bindparam("status"), completed_at=bindparam("completed_at"))
+)
 
 HANDLERS = people.HANDLERS

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ates.platform.pages import PageUser, page_roles
+from ates.platform.params import is_uuid
 from ates.platform.security import Principal
 from ates.platform.service import Runtime
 from ates.platform.web import flash, render
@@ -28,7 +29,9 @@ from ates.services.tasks.handlers import (
 from ates.services.tasks.models import Task
 from ates.services.tasks.shuffle import shuffle_tasks
 
-router = APIRouter(include_in_schema=False)
+# The create form's longest description (10,000 characters) form-encodes to up to 90 KB
+# (9 bytes a character in some scripts): more than the 64 KiB a JSON body may have.
+router = APIRouter(include_in_schema=False, max_body_size=256 * 1024)
 
 ManagingPage = Annotated[Principal, Depends(page_roles(*MANAGING))]
 Status = Literal["open", "done"]
@@ -70,7 +73,7 @@ async def my_tasks(
     user: PageUser,
     runtime: RuntimeDep,
     show: Status = OPEN,
-    cursor: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[int | None, Query(ge=1, le=queries.MAX_CURSOR)] = None,
 ) -> HTMLResponse:
     async with runtime.db.reader() as session:
         page = await queries.list_tasks(
@@ -115,6 +118,9 @@ async def create(
 async def complete(
     request: Request, public_id: str, user: PageUser, runtime: RuntimeDep
 ) -> RedirectResponse:
+    if not is_uuid(public_id):  # no task has such an id (and PostgreSQL may refuse it)
+        flash(request, f"Not done. no task {public_id}", "error")
+        return _back("/")
     try:
         async with runtime.uow() as uow:
             task = await complete_task(uow, public_id, by=str(user.public_id))
@@ -132,12 +138,16 @@ async def all_tasks(
     runtime: RuntimeDep,
     status: Status | Literal[""] = "",
     assignee: str = "",
-    cursor: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[int | None, Query(ge=1, le=queries.MAX_CURSOR)] = None,
 ) -> HTMLResponse:
+    who = assignee.strip() or None
+    if who is not None and not is_uuid(who):
+        flash(request, "assignee: must be a person's public id; showing everyone's.", "error")
+        who = None
     async with runtime.db.reader() as session:
         page = await queries.list_tasks(
             session,
-            assignee=assignee.strip() or None,
+            assignee=who,
             status=status or None,
             limit=PAGE,
             cursor=cursor,

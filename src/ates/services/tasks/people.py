@@ -82,15 +82,18 @@ async def active_workers(uow: UnitOfWork) -> list[str]:
     return list((await uow.session.scalars(query)).all())
 
 
+_RANDOM_ACTIVE_WORKER = (
+    select(Person.public_id)
+    .where(Person.role == WORKER, Person.active.is_(True))
+    .order_by(func.random())
+    .limit(1)
+)
+
+
 async def random_active_worker(uow: UnitOfWork) -> str | None:
     """One active worker drawn uniformly at random by the database, or None."""
-    query = (
-        select(Person.public_id)
-        .where(Person.role == WORKER, Person.active.is_(True))
-        .order_by(func.random())
-        .limit(1)
-    )
-    return await uow.session.scalar(query)
+    connection = await uow.session.connection()
+    return (await connection.execute(_RANDOM_ACTIVE_WORKER)).scalar()
 
 
 HANDLERS = {

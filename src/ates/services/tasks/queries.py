@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ates.platform.sessions import Standing
 from ates.services.tasks.models import Person, Task
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
+MAX_CURSOR = 2**31 - 1  # task ids are int4 on PostgreSQL
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +63,11 @@ async def names_of(session: AsyncSession, public_ids: set[str]) -> dict[str, str
         )
     )
     return {row.public_id: row.full_name or row.username or row.public_id for row in rows}
+
+
+async def standing(session: AsyncSession, public_id: str) -> Standing | None:
+    """What the copy of people says of someone (the pages honour it over the sign-in)."""
+    person = await session.scalar(select(Person).where(Person.public_id == public_id))
+    if person is None:
+        return None
+    return Standing(person.role, person.role_at, person.active, person.active_at)

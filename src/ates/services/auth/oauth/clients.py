@@ -28,7 +28,8 @@ class Client(ClientMixin):
     name: str
     redirect_uris: tuple[str, ...]
     grant_types: tuple[str, ...]
-    secret: str | None = None  # None: a public client (PKCE only, no secret)
+    # None: a public client (PKCE only, no secret). Out of repr: Authlib logs clients.
+    secret: str | None = field(default=None, repr=False)
     post_logout_redirect_uris: tuple[str, ...] = ()
     frontchannel_logout_uri: str | None = None
     client_metadata: dict[str, Any] = field(default_factory=dict)

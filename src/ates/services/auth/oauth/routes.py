@@ -200,6 +200,6 @@ async def end_session_endpoint(request: Request, provider: ProviderDep) -> Respo
         response: Response | None = await in_worker(
             call, server.create_endpoint_response, "end_session", ending
         )
-    end_session(request)
+    await end_session(request)
     then = response.headers.get("location") if response is not None else None
     return signed_out_page(request, then)
