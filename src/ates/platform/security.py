@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -93,24 +94,48 @@ class RemoteJwks(JwksSource):
 
 
 class TokenVerifier:
+    """Checks access tokens: signature by one of auth's keys, issuer, audience, expiry,
+    subject and role.
+
+    A token that passed is remembered until it expires: a client sends the same token
+    with every request for its lifetime, and checking a signature again is most of the
+    work of verifying. This changes nothing a token can do — an access token cannot be
+    revoked before ``exp`` anyway (which is why they live minutes, docs/auth.md)."""
+
     def __init__(
-        self, jwks: JwksSource, *, issuer: str, audience: str = API_AUDIENCE, leeway: int = 5
+        self,
+        jwks: JwksSource,
+        *,
+        issuer: str,
+        audience: str = API_AUDIENCE,
+        leeway: int = 5,
+        remember: int = 10_000,
     ) -> None:
         self.jwks = jwks
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
+        self._remember = remember
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     async def verify(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None and time.time() < known[1]:
+            return known[0]
         claims = await self.verify_claims(token)
         try:
-            return Principal(
+            principal = Principal(
                 public_id=uuid.UUID(str(claims["sub"])),
                 role=str(claims["role"]),
                 username=str(claims.get("preferred_username", "")),
             )
-        except (ValueError, KeyError) as error:
+            expires = float(claims["exp"])
+        except (ValueError, KeyError, TypeError) as error:
             raise InvalidToken(f"token rejected: {error}")
+        self._verified[token] = (principal, expires)
+        if len(self._verified) > self._remember:
+            self._verified.popitem(last=False)  # the oldest first
+        return principal
 
     async def verify_claims(self, token: str) -> dict[str, Any]:
         """All claims of a token that passes every check of :meth:`verify`."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +20,10 @@ from ates.platform import sessions
 from ates.platform.api_errors import describe_validation_error, document_errors, jsonable_errors
 from ates.platform.headers import SecurityHeaders, origin
 from ates.platform.limits import JSON_BODY_MAX, DeclaredJsonLimit, too_large
+from ates.platform.middleware import RequestMetrics, SameOriginForms
 from ates.platform.money import format_cents
-from ates.platform.telemetry import HTTP_REQUESTS
 
 PLATFORM_DIR = Path(__file__).parent
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DASHBOARD_SERVICES = ("auth", "tasks", "billing", "analytics")
 UNREADABLE_BODY = "There was an error parsing the body"  # FastAPI's words
 
@@ -43,34 +41,8 @@ def install_common(app: FastAPI, runtime: Any) -> None:
         https_only=settings.environment == "production",
     )
 
-    @app.middleware("http")
-    async def _measure(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        response: Response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        HTTP_REQUESTS.labels(service, request.method, path, str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
-        return response
-
-    trusted_origins = {origin(settings.public_url(service))}
-
-    @app.middleware("http")
-    async def _same_origin_forms(request: Request, call_next: Any) -> Response:
-        # Page forms (Done, Shuffle, close a day, people) act with the session cookie.
-        # SameSite=Lax keeps it off cross-site POSTs in current browsers; checking the
-        # Origin a browser sends with every POST also stops them in older ones (OWASP's
-        # "verify the origin"). The JSON API takes bearer tokens, not cookies: no CSRF.
-        if request.method not in SAFE_METHODS and not request.url.path.startswith("/api/"):
-            sent = request.headers.get("origin")
-            own = origin(str(request.base_url))
-            if sent is not None and sent not in trusted_origins | {own}:
-                return JSONResponse(
-                    status_code=403, content={"detail": "cross-site form submission refused"}
-                )
-        response: Response = await call_next(request)
-        return response
+    app.add_middleware(SameOriginForms, trusted_origins={origin(settings.public_url(service))})
+    app.add_middleware(RequestMetrics, service=service)
 
     @app.exception_handler(413)
     async def _too_large(request: Request, error: Exception) -> JSONResponse:

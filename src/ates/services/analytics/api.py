@@ -6,23 +6,16 @@ import datetime as dt
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel
 
 from ates.platform.api_errors import errors
+from ates.platform.dependencies import RuntimeDep
 from ates.platform.params import Day
 from ates.platform.security import require_roles
 from ates.platform.service import Runtime
 from ates.services.analytics import queries
 from ates.services.analytics.domain import Period
-
-
-def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 
 router = APIRouter(
     prefix="/api",

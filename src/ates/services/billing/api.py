@@ -10,11 +10,12 @@ from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ates.platform.api_errors import errors
+from ates.platform.dependencies import RuntimeDep
 from ates.platform.params import Day
 from ates.platform.security import CurrentUser, Principal, require_roles
 from ates.platform.service import Runtime
@@ -27,14 +28,6 @@ Accounting = Annotated[Principal, Depends(require_roles("admin", "accountant"))]
 DayQuery = Annotated[
     Day | None, Query(alias="date", description="A business day, YYYY-MM-DD (default: today)")
 ]
-
-
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def today(runtime: Runtime) -> date:

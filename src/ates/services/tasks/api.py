@@ -13,9 +13,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from ates.platform.api_errors import errors
+from ates.platform.dependencies import RuntimeDep
 from ates.platform.params import UUID_PATTERN, is_uuid
 from ates.platform.security import CurrentUser, Principal, require_roles
-from ates.platform.service import Runtime
 from ates.platform.text import WHITESPACE
 from ates.services.tasks import domain, queries
 from ates.services.tasks.domain import AlreadyDone, NoActiveWorker, NotTheAssignee
@@ -34,12 +34,6 @@ router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=errors(401))
 MANAGING = ("admin", "manager")
 
 
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 Managing = Annotated[Principal, Depends(require_roles(*MANAGING))]
 
 
