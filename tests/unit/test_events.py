@@ -114,7 +114,7 @@ def test_every_event_of_the_design_catalog_is_registered() -> None:
         ("billing", "DayClosed", 1),
         ("billing", "PayoutMade", 1),
     }
-    assert {(v.domain, v.name, v.version) for v in registry} == expected
+    assert expected <= {(v.domain, v.name, v.version) for v in registry}
     assert registry.latest_version("TaskCreated") == 2
 
 
@@ -189,9 +189,10 @@ def test_changing_a_field_type_is_refused() -> None:
 
 def test_a_new_version_needs_an_upcaster() -> None:
     problems = check(_with_changed(lambda *_: None, upcasters={}))
-    assert [str(p) for p in problems] == [
-        "TaskCreated v1->v2: no upcaster registered (ates.platform.events.versions)"
+    assert "TaskCreated v1->v2: no upcaster registered (ates.platform.events.versions)" in [
+        str(p) for p in problems
     ]
+    assert all("no upcaster registered" in str(p) for p in problems)
 
 
 def test_editing_a_released_schema_is_refused() -> None:
@@ -254,3 +255,28 @@ def test_every_event_names_its_aggregate_in_a_required_field() -> None:
         assert field in item.schema["required"], f"{item.path}: {field} is not required"
         example = item.schema["examples"][0]
         assert registry.aggregate_key(item.name, example) == str(example[field])
+
+
+def _movement(**changes: Any) -> dict[str, Any]:
+    example = dict(default_registry().get("TransactionApplied", 1).schema["examples"][0])
+    return {**example, **changes}
+
+
+def test_formats_are_checked_a_date_time_must_be_one() -> None:
+    registry = default_registry()
+    completed = {
+        "task_public_id": str(uuid.uuid4()),
+        "assignee_public_id": str(uuid.uuid4()),
+        "completed_at": "yesterday",
+    }
+    with pytest.raises(InvalidEvent, match="completed_at"):
+        registry.validate("TaskCompleted", 1, completed)
+
+
+def test_an_amount_out_of_bounds_is_refused_even_in_an_old_version() -> None:
+    registry = default_registry()
+    huge = Event("TransactionApplied", 1, _movement(debit_cents=10**30), "billing")
+    with pytest.raises(InvalidEvent, match="debit_cents"):
+        registry.upcast(huge)  # v1 had no maximum; read as v2, which has
+    fine = registry.upcast(Event("TransactionApplied", 1, _movement(), "billing"))
+    assert fine.event_version == 2 and fine.data == _movement()
