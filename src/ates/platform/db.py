@@ -19,24 +19,29 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util.concurrency import await_
 
 from ates.platform import sqlite
+from ates.platform.groupcommit import GroupCommitter
 
 READ_ONLY = "ates_read_only"
+BUSY_SECONDS = 30.0  # how long a writer waits for another connection's write transaction
 
 # Which databases' write turn the current task holds (write_turn is re-entrant per task).
 _holding: ContextVar[frozenset[int]] = ContextVar("ates_write_turns", default=frozenset())
@@ -64,6 +69,33 @@ class Database:
         )
         self.outbox_signal = asyncio.Event()
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        # SQLite: units of work that arrive together share a transaction (groupcommit)
+        self.group_commit = (
+            GroupCommitter(self._write_lock, self._begin_write) if self._write_lock else None
+        )
+
+    async def _begin_write(self) -> AsyncSession:
+        session = self.sessions()
+        try:
+            await session.begin()
+        except BaseException:
+            await session.close()
+            raise
+        return session
+
+    def writing_here(self) -> bool:
+        """Whether the current task holds this database's write turn (or is inside a
+        group's transaction): a unit of work nested in it joins that transaction."""
+        return id(self) in _holding.get()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Mark the current task as writing (the lock is held by someone on its behalf)."""
+        token = _holding.set(_holding.get() | {id(self)})
+        try:
+            yield
+        finally:
+            _holding.reset(token)
 
     @asynccontextmanager
     async def write_turn(self) -> AsyncIterator[None]:
@@ -119,10 +151,15 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=30000")  # while connecting (WAL needs a lock)
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Statements run on the event loop's thread (ates.platform.sqlite): SQLite's busy
+        # handler would sleep there and stop every other task of the process, the one
+        # holding the lock included when it lives in the same process. Waiting for the
+        # write lock is done below, asynchronously; in WAL nothing else waits.
+        cursor.execute("PRAGMA busy_timeout=0")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -130,4 +167,21 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         if connection.get_execution_options().get(READ_ONLY):
             connection.exec_driver_sql("BEGIN")
         else:
+            _begin_immediate(connection)
+
+
+def _begin_immediate(connection: Any) -> None:
+    """``BEGIN IMMEDIATE``, waiting for another connection's write transaction to end (up
+    to :data:`BUSY_SECONDS`) without blocking the event loop (inside SQLAlchemy's greenlet,
+    ``await_`` yields to it)."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    delay = 0.001
+    while True:
+        try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except OperationalError as error:
+            if "locked" not in str(error.orig) or time.monotonic() > deadline:
+                raise
+        await_(asyncio.sleep(delay))
+        delay = min(delay * 2, 0.05)

@@ -8,21 +8,26 @@ outbox *in the same transaction*. Only the unit of work commits.
 Outbox rows are kept in memory and written by one multi-row INSERT just before the commit:
 a consumer batch or a request that emits many events pays one statement, not one each.
 A savepoint that rolls back forgets the events emitted inside it.
+
+On SQLite, units of work that arrive together share one transaction (group commit, see
+``ates.platform.groupcommit``): each runs in a savepoint of its own, and ``commit()``
+returns once the shared transaction is durable.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
 from ates.platform.db import Database
 from ates.platform.events import Event, Registry, default_registry
+from ates.platform.groupcommit import CommitGroup, GroupCommitter
 from ates.platform.tables import outbox
 
 _INSERT_OUTBOX = insert(outbox)
@@ -36,6 +41,12 @@ class UnitOfWork:
         self._session: AsyncSession | None = None
         self.emitted: list[Event] = []
         self._outbox_rows: list[dict[str, Any]] = []
+        # as a member of a commit group (SQLite)
+        self._group: CommitGroup | None = None
+        self._part: AsyncSessionTransaction | None = None  # our savepoint in the group
+        self._has_turn = False
+        self._writing: AbstractContextManager[None] | None = None
+        self._left = False
 
     @property
     def session(self) -> AsyncSession:
@@ -44,6 +55,10 @@ class UnitOfWork:
         return self._session
 
     async def __aenter__(self) -> UnitOfWork:
+        committer = self._db.group_commit
+        if committer is not None and not self._db.writing_here():
+            await self._join(committer)
+            return self
         self._turn = self._db.write_turn()
         await self._turn.__aenter__()
         try:
@@ -60,6 +75,14 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._group is not None:
+            if not self._left:  # gave up before commit(): our part rolls back alone
+                try:
+                    if self._part is not None and self._part.is_active:
+                        await self._part.rollback()
+                finally:
+                    await self._leave()
+            return
         # close() rolls back an uncommitted transaction without expiring what was loaded,
         # so read results stay usable after the block.
         session, self._session = self.session, None
@@ -67,6 +90,36 @@ class UnitOfWork:
             await session.close()
         finally:
             await self._turn.__aexit__(None, None, None)
+
+    # --- as a member of a commit group (SQLite) ----------------------------------------
+
+    async def _join(self, committer: GroupCommitter) -> None:
+        group = await committer.join()  # a member from here on: _leave() must follow
+        self._group = group
+        try:
+            await group.turn.acquire()
+            self._has_turn = True
+            self._writing = self._db.writing()  # writes nested in this task: no new turn
+            self._writing.__enter__()
+            assert group.session is not None
+            self._session = group.session
+            self._part = await group.session.begin_nested()
+        except BaseException:
+            await self._leave()
+            raise
+
+    async def _leave(self) -> None:
+        group, committer = self._group, self._db.group_commit
+        assert group is not None and committer is not None
+        self._left = True
+        self._session = None
+        if self._writing is not None:
+            self._writing.__exit__(None, None, None)
+            self._writing = None
+        if self._has_turn:
+            group.turn.release()
+            self._has_turn = False
+        await committer.leave(group)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -145,6 +198,13 @@ class UnitOfWork:
         if rows:
             connection = await self.session.connection()
             await connection.execute(_INSERT_OUTBOX, rows)
-        await self.session.commit()
+        group = self._group
+        if group is None:
+            await self.session.commit()
+        else:
+            assert self._part is not None
+            await self._part.commit()  # our part is in; the group commits when all are
+            await self._leave()
+            await group.durable
         if rows:
             self._db.outbox_signal.set()
