@@ -121,7 +121,9 @@ async def pool(max_connections: int) -> AsyncIterator[Http]:
         import aiohttp
     except ImportError:
         limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=2.0,  # before uvicorn's 5 s, as below
         )
         no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
         async with httpx.AsyncClient(
@@ -132,7 +134,11 @@ async def pool(max_connections: int) -> AsyncIterator[Http]:
         ) as client:
             yield _Httpx(client)
         return
-    connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ssl=tls())
+    # An idle connection is dropped before uvicorn's keep-alive timeout (5 s) would close
+    # it under a request being sent (ServerDisconnectedError; aiohttp keeps them 15 s).
+    connector = aiohttp.TCPConnector(
+        limit=max_connections, limit_per_host=0, ssl=tls(), keepalive_timeout=2.0
+    )
     async with aiohttp.ClientSession(
         connector=connector,
         cookie_jar=aiohttp.DummyCookieJar(),

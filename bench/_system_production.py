@@ -1,13 +1,22 @@
 """The production topology on this machine's servers, for ``bench/system.py --production``.
 
 What docker-compose deploys (docs/operations.md), as processes: a fresh PostgreSQL
-database per service (``ates_bench_<hex>_<service>``), a fresh RabbitMQ virtual host
-(``ates-bench-<hex>``), ``ates migrate`` once, an admin and a manager made with
-``ates users create``, then ``python -m ates serve SERVICE --no-migrate`` for auth and two
-processes of every consuming service (tasks, billing, analytics, notifications). A second
-process listens on ports of its own but is told the same public URLs, as a replica behind
-a proxy would be; the benchmark spreads its requests over both. Everything is removed
-afterwards: processes, databases (``DROP … WITH (FORCE)``), the virtual host.
+database per service (``ates_bench_<hex>_<service>``), a broker, ``ates migrate`` once, an
+admin and a manager made with ``ates users create``, then ``python -m ates serve SERVICE
+--no-migrate`` for auth and two processes of every consuming service (tasks, billing,
+analytics, notifications). A second process listens on ports of its own but is told the
+same public URLs, as a replica behind a proxy would be; the benchmark spreads its
+requests over both. Everything is removed afterwards: processes, databases
+(``DROP … WITH (FORCE)``), the broker's part.
+
+The broker (``--broker``):
+
+- ``rabbitmq``: a fresh virtual host (``ates-bench-<hex>``) on the machine's RabbitMQ,
+  shared with other work (its CPU is shown apart, as PostgreSQL's);
+- ``kafka``: a Kafka broker of the benchmark's own (:class:`BenchKafka`), started in the
+  work directory on ports the operating system chose and stopped at the end; part of the
+  system under test, like the bundled NATS of the embedded mode.
+
 (The same idea as ``tests/e2e/production.py``, which a benchmark must not import.)
 """
 
@@ -31,11 +40,56 @@ from _system_resources import Watched
 from _system_target import Seed, Target, free_port_base, settings_env, wait_connected
 
 from ates.config import PORT_OFFSETS, SERVICES
+from ates.platform.broker.kafka.server import LocalKafka
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
 PUBLIC = ("auth", "tasks", "billing", "analytics")
 REPLICAS = {"auth": 1, "tasks": 2, "billing": 2, "analytics": 2, "notifications": 2}
+BROKERS = ("rabbitmq", "kafka")
+
+
+class BenchKafka(LocalKafka):
+    """``LocalKafka`` as the compose file's single node runs (docs/operations.md):
+
+    - every batch written to disk before it is acknowledged (``log.flush.interval.messages
+      = 1``): one node has no replica to keep an acknowledged event, and the other brokers
+      measured here fsync too (NATS ``sync_interval: always``, RabbitMQ's quorum queues);
+    - the JVM's full JIT (``LocalKafka`` stops at C1 to start faster in tests, which costs
+      the broker CPU under load). Heap and collector stay the test's small ones.
+    """
+
+    def _java(self) -> list[str]:
+        return [option for option in super()._java() if option != "-XX:TieredStopAtLevel=1"]
+
+    def _write_config(self) -> Path:
+        properties = super()._write_config()
+        with properties.open("a") as out:
+            out.write("log.flush.interval.messages=1\n")
+        return properties
+
+
+@contextlib.asynccontextmanager
+async def _rabbitmq_vhost(rabbitmq: str, tag: str) -> AsyncIterator[str]:
+    vhost = f"ates-bench-{tag}"
+    await _run("rabbitmqctl", "add_vhost", vhost)
+    try:
+        user = urlsplit(rabbitmq).username or "guest"
+        await _run("rabbitmqctl", "set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+        yield urlunsplit(urlsplit(rabbitmq)._replace(path="/" + quote(vhost, "")))
+    finally:
+        with contextlib.suppress(BenchError, TimeoutError):
+            await _run("rabbitmqctl", "delete_vhost", vhost)
+
+
+@contextlib.asynccontextmanager
+async def _kafka(workdir: Path) -> AsyncIterator[BenchKafka]:
+    server = BenchKafka(workdir / "kafka", log_level="WARN")
+    await asyncio.to_thread(server.start)
+    try:
+        yield server
+    finally:
+        await asyncio.to_thread(server.stop)
 
 
 async def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> str:
@@ -103,96 +157,112 @@ async def production(
     seed: Seed | None = None,
     postgres: str = POSTGRES,
     rabbitmq: str = RABBITMQ,
+    broker: str = "rabbitmq",
 ) -> AsyncIterator[Target]:
+    if broker not in BROKERS:
+        raise BenchError(f"no broker {broker!r}: one of {', '.join(BROKERS)}")
     tag = uuid.uuid4().hex[:10]
-    vhost = f"ates-bench-{tag}"
     names = {service: f"ates_bench_{tag}_{service}" for service in SERVICES}
     created: list[str] = []
-    vhost_made = False
     processes: list[subprocess.Popen[bytes]] = []
     log = workdir / "services.log"
-    try:
-        maintenance = await asyncpg.connect(postgres)
+    shared = [("postgres", "postgresql (shared)")]
+    async with contextlib.AsyncExitStack() as cleanup:
         try:
-            for name in names.values():
-                await maintenance.execute(f'CREATE DATABASE "{name}"')
-                created.append(name)
-        finally:
-            await maintenance.close()
-        await _run("rabbitmqctl", "add_vhost", vhost)
-        vhost_made = True
-        user = urlsplit(rabbitmq).username or "guest"
-        await _run("rabbitmqctl", "set_permissions", "-p", vhost, user, ".*", ".*", ".*")
-
-        first = free_port_base()
-        public = {s: f"http://127.0.0.1:{first + PORT_OFFSETS[s]}" for s in PUBLIC}
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ATES_")}
-        env.update(settings_env())
-        env.update(
-            ATES_BROKER_URL=urlunsplit(urlsplit(rabbitmq)._replace(path="/" + quote(vhost, ""))),
-            ATES_SECRET_KEY=secrets.token_hex(32),
-            ATES_DATA_DIR=str(workdir / "data"),
-            ATES_PORT_BASE=str(first),
-        )
-        env.setdefault("ATES_LOG_LEVEL", "WARNING")
-        env.update({f"ATES_{s.upper()}_URL": url for s, url in public.items()})
-        env.update(
-            {f"ATES_{s.upper()}_DATABASE_URL": _database_url(postgres, n) for s, n in names.items()}
-        )
-        python = sys.executable
-        await _run(python, "-m", "ates", "migrate", env=env)
-        logins = [
-            Login(f"bench-{tag}-{role}", role, secrets.token_urlsafe(15))
-            for role in ("admin", "manager")
-        ]
-        for login in logins:
-            await _run(
-                python,
-                "-m",
-                "ates",
-                "users",
-                "create",
-                login.username,
-                "--role",
-                login.role,
-                "--password",
-                login.password,
-                env=env,
-            )
-        if seed is not None:
-            await seed(env["ATES_TASKS_DATABASE_URL"])
-
-        urls = _start(env, first, log, processes)
-        watched = [
-            Watched(service, process.pid)
-            for service, process in zip(
-                (s for s, count in REPLICAS.items() for _ in range(count)), processes, strict=True
-            )
-        ]
-        try:
-            await wait_connected([u for found in urls.values() for u in found], timeout=120)
-        except BenchError as error:
-            raise BenchError(f"{error}; the services' output is in {log}")
-        yield Target(
-            mode="production",
-            urls={s: urls[s] for s in PUBLIC},
-            broker_url=env["ATES_BROKER_URL"],
-            admin=logins[0],
-            manager=logins[1],
-            known=logins,
-            watched=watched,
-            shared=[("beam.smp", "rabbitmq (shared)"), ("postgres", "postgresql (shared)")],
-            logs=log,
-        )
-    finally:
-        await asyncio.to_thread(_stop, processes)
-        if vhost_made:
-            with contextlib.suppress(BenchError, TimeoutError):
-                await _run("rabbitmqctl", "delete_vhost", vhost)
-        if created:
             maintenance = await asyncpg.connect(postgres)
             try:
-                for name in created:
-                    await maintenance.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                for name in names.values():
+                    await maintenance.execute(f'CREATE DATABASE "{name}"')
+                    created.append(name)
             finally:
                 await maintenance.close()
+            kafka: BenchKafka | None = None
+            if broker == "kafka":
+                kafka = await cleanup.enter_async_context(_kafka(workdir))
+                broker_url = kafka.url
+            else:
+                broker_url = await cleanup.enter_async_context(_rabbitmq_vhost(rabbitmq, tag))
+                shared.insert(0, ("beam.smp", "rabbitmq (shared)"))
+
+            first = free_port_base()
+            public = {s: f"http://127.0.0.1:{first + PORT_OFFSETS[s]}" for s in PUBLIC}
+            env = {k: v for k, v in os.environ.items() if not k.startswith("ATES_")}
+            env.update(settings_env())
+            env.update(
+                ATES_BROKER_URL=broker_url,
+                ATES_SECRET_KEY=secrets.token_hex(32),
+                ATES_DATA_DIR=str(workdir / "data"),
+                ATES_PORT_BASE=str(first),
+            )
+            env.setdefault("ATES_LOG_LEVEL", "WARNING")
+            env.update({f"ATES_{s.upper()}_URL": url for s, url in public.items()})
+            env.update(
+                {
+                    f"ATES_{s.upper()}_DATABASE_URL": _database_url(postgres, n)
+                    for s, n in names.items()
+                }
+            )
+            logins = await _prepare(env, tag)
+            if seed is not None:
+                await seed(env["ATES_TASKS_DATABASE_URL"])
+
+            urls = _start(env, first, log, processes)
+            watched = [
+                Watched(service, process.pid)
+                for service, process in zip(
+                    (s for s, count in REPLICAS.items() for _ in range(count)),
+                    processes,
+                    strict=True,
+                )
+            ]
+            if kafka is not None and kafka.process is not None:
+                watched.append(Watched("kafka", kafka.process.pid))  # part of the system
+            try:
+                await wait_connected([u for found in urls.values() for u in found], timeout=120)
+            except BenchError as error:
+                raise BenchError(f"{error}; the services' output is in {log}")
+            yield Target(
+                mode=f"production ({broker})",
+                urls={s: urls[s] for s in PUBLIC},
+                broker_url=broker_url,
+                admin=logins[0],
+                manager=logins[1],
+                known=logins,
+                watched=watched,
+                shared=shared,
+                logs=log,
+            )
+        finally:
+            await asyncio.to_thread(_stop, processes)  # before their broker goes
+            if created:
+                maintenance = await asyncpg.connect(postgres)
+                try:
+                    for name in created:
+                        await maintenance.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                finally:
+                    await maintenance.close()
+
+
+async def _prepare(env: dict[str, str], tag: str) -> list[Login]:
+    """``ates migrate``, then the benchmark's admin and manager (``ates users create``)."""
+    python = sys.executable
+    await _run(python, "-m", "ates", "migrate", env=env)
+    logins = [
+        Login(f"bench-{tag}-{role}", role, secrets.token_urlsafe(15))
+        for role in ("admin", "manager")
+    ]
+    for login in logins:
+        await _run(
+            python,
+            "-m",
+            "ates",
+            "users",
+            "create",
+            login.username,
+            "--role",
+            login.role,
+            "--password",
+            login.password,
+            env=env,
+        )
+    return logins

@@ -2,12 +2,14 @@
 
     ates bench system [--lifecycles 2000] [--in-flight 16] [--rates 5,50,100] [--seconds 20]
                       [--workers 20] [--shuffle-tasks 100000 --shuffle-workers 1000]
-                      [--production | --auth-url … --broker-url … --admin … ]
+                      [--production [--broker rabbitmq|kafka]
+                       | --auth-url … --broker-url … --admin … ]
                       [--quick] [--json]
 
 What it starts: by default the embedded stack as ``ates up`` does (``ates.stack``), in a
 temporary data directory on free ports; ``--production`` the production topology on this
-machine's PostgreSQL and RabbitMQ (two processes of each consuming service); with
+machine's PostgreSQL and RabbitMQ (two processes of each consuming service), or with
+``--broker kafka`` on a Kafka broker the benchmark starts itself; with
 ``--auth-url`` etc. nothing: it drives a deployment already running. ``ATES_*`` settings
 in the environment other than placement (data dir, ports, URLs) reach the services.
 
@@ -85,7 +87,7 @@ async def system(
     if args.production:
         from _system_production import production
 
-        async with production(workdir, seed) as target:
+        async with production(workdir, seed, broker=args.broker) as target:
             yield target
     elif args.auth_url:
         known = _logins(args.logins)
@@ -210,14 +212,22 @@ def parse(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="PostgreSQL + RabbitMQ of this machine, two processes per consumer",
     )
+    mode.add_argument(
+        "--broker",
+        choices=("rabbitmq", "kafka"),
+        default="rabbitmq",
+        help="with --production: the machine's RabbitMQ, or a Kafka broker of the bench's own",
+    )
     for service in ("auth", "tasks", "billing", "analytics"):
         mode.add_argument(f"--{service}-url", help=f"a running {service} (comma: several)")
-    mode.add_argument("--broker-url", help="its broker (nats://… or amqp://…)")
+    mode.add_argument("--broker-url", help="its broker (nats://…, amqp://… or kafka://…)")
     mode.add_argument("--admin", help="an admin's username")
     mode.add_argument("--admin-password")
     mode.add_argument("--logins", type=Path, help="username<TAB>role<TAB>password lines")
     mode.add_argument("--pid", action="append", default=[], help="SERVICE=PID, to measure it")
     args = parser.parse_args(argv)
+    if args.broker != "rabbitmq" and not args.production:
+        parser.error("--broker chooses the broker of --production")
     quick = args.quick
     args.lifecycles = args.lifecycles if args.lifecycles is not None else (200 if quick else 2000)
     rates = args.rates if args.rates is not None else ("5,20" if quick else "5,50,100")

@@ -4,6 +4,7 @@ that ``deploy/kafka/fetch.sh`` fetched, run by the test session itself).
 - ``kafka_server``: one broker for the whole session, for tests that only look at their
   own messages (their own event ids, groups and, where it matters, domains).
 - ``own_kafka_server``: a broker of one test's own, for tests that stop or restart it.
+- ``kafka_jars``: only the jars (and Java), for a test whose subject starts Kafka itself.
 
 Without the jars (or Java) a test skips, saying how to get them; under ``CI=true`` it fails.
 """
@@ -51,3 +52,9 @@ def own_kafka_server(tmp_path: Path) -> Iterator[LocalKafka]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def kafka_jars() -> Path:
+    _require_kafka()
+    return kafka_libs()

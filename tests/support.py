@@ -18,6 +18,7 @@ from ates.config import Settings
 from ates.platform import migrations
 from ates.platform.security import API_AUDIENCE, StaticJwks, TokenVerifier
 from ates.platform.service import Runtime, build_runtime, create_app, running
+from ates.platform.tracing import Tracing
 from ates.services.registry import spec
 
 ISSUER = "http://issuer.test"
@@ -79,9 +80,14 @@ class Harness:
 
 @asynccontextmanager
 async def service_harness(
-    name: str, settings: Settings, tokens: TokenFactory, *, messaging: bool = True
+    name: str,
+    settings: Settings,
+    tokens: TokenFactory,
+    *,
+    messaging: bool = True,
+    tracing: Tracing | None = None,
 ) -> AsyncIterator[Harness]:
-    runtime = build_runtime(spec(name), settings, verifier=tokens.verifier())
+    runtime = build_runtime(spec(name), settings, verifier=tokens.verifier(), tracing=tracing)
     await migrations.upgrade(name, runtime.db)
     app = create_app(spec(name), settings, runtime=runtime, messaging=False)
     async with running(runtime, messaging=messaging):

@@ -1,27 +1,47 @@
 """The ``ates`` command (DESIGN.md §4). Service-specific words live in each service's
-``cli.py`` and are mounted here."""
+``cli.py`` and are mounted here.
+
+Every module the command loads to print its help imports only typer and the standard
+library; each command imports what it needs when it runs (``ates --help`` in well under
+0.3 s; tests/unit/test_cli_start.py holds it to that)."""
 
 from __future__ import annotations
 
 import json
 import signal
-from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ates.clitools import DataDirOption, console, fail, load_settings, run, service_runtime
-from ates.config import SERVICES
+from ates.clitools import (
+    DataDirOption,
+    JsonOption,
+    console,
+    fail,
+    load_settings,
+    print_json,
+    run,
+    service_runtime,
+    stack_settings,
+)
+from ates.servicenames import SERVICES
 
+# Help is click's plain text (rich_markup_mode=None): sentences wrapped to the terminal,
+# and no rich to import before the first line is printed.
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,  # locals may hold passwords
     help="aTES: tasks with payroll.",
+    rich_markup_mode=None,
 )
-schemas_app = typer.Typer(no_args_is_help=True, help="The event schema registry.")
-dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters of a service.")
+schemas_app = typer.Typer(
+    no_args_is_help=True, help="The event schema registry.", rich_markup_mode=None
+)
+dlq_app = typer.Typer(
+    no_args_is_help=True, help="Dead letters of a service.", rich_markup_mode=None
+)
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(dlq_app, name="dlq")
 
@@ -37,7 +57,10 @@ def _check_service(name: str) -> str:
 @app.command()
 def up(
     data_dir: DataDirOption = None,
-    port_base: Annotated[int | None, typer.Option(help="auth on N, tasks N+1, … (8000)")] = None,
+    port_base: Annotated[
+        int | None,
+        typer.Option(help="Auth listens on N, tasks on N+1 and so on (ATES_PORT_BASE; 8000)."),
+    ] = None,
 ) -> None:
     """Start the whole system on this machine (bundled NATS, SQLite files)."""
     from ates.platform.embedded_nats import EmbeddedNatsError
@@ -69,7 +92,9 @@ def serve(
     settings = load_settings(data_dir)
     if settings.broker_url is None:
         fail("ATES_BROKER_URL is not set: 'ates serve' needs a broker ('ates up' starts one)")
-    configure_logging(settings.log_level, json=settings.environment == "production")
+    configure_logging(
+        settings.log_level, json=settings.environment == "production", service=service
+    )
     if migrate:
         from ates.platform import migrations
 
@@ -158,6 +183,8 @@ LOCK_FILE = "registry.lock"
 
 
 def _lock_path() -> Path:
+    from importlib import resources
+
     return Path(str(resources.files("ates.schemas") / LOCK_FILE))
 
 
@@ -194,14 +221,22 @@ def schemas_docs(
     output: Annotated[Path, typer.Option(help="Where to write the catalog.")] = Path(
         "docs/events.md"
     ),
+    asyncapi: Annotated[
+        Path, typer.Option(help="Where to write the AsyncAPI 3 document of the catalog.")
+    ] = Path("docs/asyncapi.json"),
 ) -> None:
-    """Write the event catalog (Markdown) from the registry."""
+    """Write the event catalog (Markdown) and its AsyncAPI 3 document from the registry
+    and the services (who produces and who consumes each event)."""
+    from ates.platform.catalog import document
     from ates.platform.events import default_registry
     from ates.platform.events.docs import render_catalog
 
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render_catalog(default_registry()))
     console.print(f"wrote {output}")
+    asyncapi.parent.mkdir(parents=True, exist_ok=True)
+    asyncapi.write_text(json.dumps(document(), indent=2, ensure_ascii=False) + "\n")
+    console.print(f"wrote {asyncapi}")
 
 
 # --- dead letters -----------------------------------------------------------------------
@@ -209,31 +244,43 @@ def schemas_docs(
 
 @dlq_app.command("list")
 def dlq_list(
-    service: ServiceArg,
+    service: Annotated[
+        str | None, typer.Argument(help=f"One of: {', '.join(SERVICES)}; all if omitted.")
+    ] = None,
     data_dir: DataDirOption = None,
     status: Annotated[str, typer.Option(help="pending, replayed, discarded or all")] = "pending",
+    as_json: JsonOption = False,
 ) -> None:
-    """List a service's dead letters."""
+    """List the dead letters of a service, or of every service."""
     from rich.table import Table
 
     from ates.platform.deadletters import list_dead_letters
 
     settings = load_settings(data_dir)
+    services = [_check_service(service)] if service else list(SERVICES)
 
     async def _main() -> None:
-        async with service_runtime(_check_service(service), settings) as runtime:
-            letters = await list_dead_letters(runtime.db, None if status == "all" else status)
-        table = Table("id", "event", "subject", "attempts", "status", "error")
-        for letter in letters:
+        found = []
+        for name in services:
+            async with service_runtime(name, settings) as runtime:
+                letters = await list_dead_letters(runtime.db, None if status == "all" else status)
+            found += [(name, letter) for letter in letters]
+        if as_json:
+            print_json([{"service": name, **letter.__dict__} for name, letter in found])
+            return
+        table = Table("service", "id", "event", "event id", "attempts", "status", "error")
+        for name, letter in found:
             table.add_row(
+                name,
                 str(letter.id),
                 letter.event_name or "?",
-                letter.subject,
+                letter.event_id or "?",
                 str(letter.attempts),
                 letter.status,
                 letter.error[:80],
             )
-        console.print(table if letters else f"{service}: no {status} dead letters")
+        where = service or "any service"
+        console.print(table if found else f"{where}: no {status} dead letters")
 
     run(_main())
 
@@ -297,7 +344,11 @@ def dlq_discard(service: ServiceArg, letter_id: int, data_dir: DataDirOption = N
 def simulate(
     data_dir: DataDirOption = None,
     port_base: Annotated[
-        int | None, typer.Option(help="Ports of the running stack (ATES_PORT_BASE, 8000).")
+        int | None,
+        typer.Option(
+            help="The port base of the running system; found from the data directory when "
+            "'ates up' runs there."
+        ),
     ] = None,
     workers: Annotated[int, typer.Option(min=0, max=100, help="New workers to create.")] = 5,
     tasks: Annotated[int, typer.Option(min=0, max=5000, help="Tasks to create.")] = 40,
@@ -321,7 +372,7 @@ def simulate(
     workers, tasks, shuffles, completions, optionally the day's close; then a summary."""
     from ates import simulate as simulation
 
-    settings = load_settings(data_dir, port_base=port_base)
+    settings = stack_settings(data_dir, port_base)
     plan = simulation.Plan(
         workers=workers,
         tasks=tasks,
@@ -348,11 +399,21 @@ def _mount_service_commands() -> None:
 _mount_service_commands()
 
 
-def main() -> None:
-    from ates.platform.telemetry import configure_logging
-
+@app.callback()
+def _before_every_command() -> None:
     # Every command logs through the platform's pipeline (redacted, tracebacks without
     # local variables), warnings and worse only: a command's output is what it prints.
-    # `ates serve` and `ates up` configure their own level.
+    # `ates serve` and `ates up` configure their own level. Here, not at import: help
+    # is printed without loading the logging stack (a group's --help, `ates users --help`,
+    # passes through here first: nothing will log then).
+    import sys
+
+    if "--help" in sys.argv[1:]:
+        return
+    from ates.platform.telemetry import configure_logging
+
     configure_logging("WARNING")
+
+
+def main() -> None:
     app()

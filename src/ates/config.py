@@ -15,17 +15,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
-SERVICES: tuple[str, ...] = ("auth", "tasks", "billing", "analytics", "notifications")
-PORT_OFFSETS: dict[str, int] = {
-    "auth": 0,
-    "tasks": 1,
-    "billing": 2,
-    "analytics": 3,
-    "notifications": 4,
-}
+from ates.servicenames import PORT_OFFSETS, SERVICES
+
+__all__ = ["PORT_OFFSETS", "SERVICES", "Settings", "describe_error", "strong_secret"]
+
 DEV_SECRET = "dev-only-insecure-secret"
 # Words of defaults and placeholders; a production key containing one is refused however long.
 KNOWN_DEFAULTS = (DEV_SECRET, "changeme", "change-me", "change_me", "secret", "password")
@@ -68,13 +62,20 @@ class Settings(BaseSettings):
     tasks_url: str | None = None
     billing_url: str | None = None
     analytics_url: str | None = None
+    notifications_url: str | None = None
 
     timezone: str = "UTC"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # tracing (OpenTelemetry): off, console (spans on stdout) or otlp (to the standard
+    # OTEL_EXPORTER_OTLP_ENDPOINT); an incoming traceparent is honoured in every mode
+    otel: Literal["off", "console", "otlp"] = "off"
     secret_key: str = Field(default=DEV_SECRET, repr=False)  # never in a repr or a log
     access_token_ttl_seconds: int = Field(default=300, ge=30, le=3600)
 
     max_deliveries: int = Field(default=5, ge=1, le=100)
+    # a dead letter of a transient failure is retried when its service starts, at most
+    # this many times over the service's starts (0: never)
+    dead_letter_retries_at_start: int = Field(default=3, ge=0, le=100)
     # deliveries a consumer applies in one transaction (one commit, one fsync)
     consumer_batch_size: int = Field(default=100, ge=1, le=1000)
     retry_backoff_seconds: float = Field(default=0.5, gt=0, le=60)
@@ -103,18 +104,7 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            url = make_url(value)
-        except ArgumentError:
-            raise ValueError(f"not a database URL: {value!r}")
-        if url.drivername not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
-            raise ValueError(
-                f"unsupported driver {url.drivername!r}: use sqlite+aiosqlite:// "
-                "or postgresql+asyncpg://"
-            )
-        return value
+        return None if value is None else async_database_url(value)
 
     @field_validator("broker_url")
     @classmethod
@@ -165,6 +155,43 @@ class Settings(BaseSettings):
     @property
     def issuer(self) -> str:
         return self.public_url("auth")
+
+
+# Each database, however its URL names it, through the async driver aTES runs it with.
+ASYNC_DRIVERS = {
+    "postgres": "postgresql+asyncpg",  # libpq's and the hosting platforms' spelling
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "postgresql+psycopg": "postgresql+asyncpg",
+    "postgresql+psycopg2": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}
+
+
+def async_database_url(value: str) -> str:
+    """A database URL as people write it (``postgres://``, ``postgresql://``,
+    ``sqlite:///…``), with the async driver aTES uses: ``postgresql+asyncpg://`` or
+    ``sqlite+aiosqlite://``. libpq's ``sslmode`` becomes asyncpg's ``ssl``."""
+    from sqlalchemy.engine import make_url  # only when a URL is given: keeps the CLI quick
+    from sqlalchemy.exc import ArgumentError
+
+    scheme, sep, rest = value.partition("://")
+    try:
+        url = make_url(f"postgresql://{rest}" if sep and scheme == "postgres" else value)
+    except ArgumentError:
+        raise ValueError(f"not a database URL: {value!r}")
+    driver = ASYNC_DRIVERS.get("postgres" if scheme == "postgres" else url.drivername)
+    if driver is None:
+        raise ValueError(
+            f"unsupported database {url.drivername!r}: use postgresql://… (or postgres://…) "
+            "or sqlite:///path"
+        )
+    url = url.set(drivername=driver)
+    if driver == "postgresql+asyncpg" and "sslmode" in url.query:
+        sslmode = url.query["sslmode"]
+        url = url.difference_update_query(["sslmode"]).update_query_dict({"ssl": sslmode})
+    return url.render_as_string(hide_password=False)
 
 
 def describe_error(error: ValidationError) -> str:

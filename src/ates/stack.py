@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from ates import stackfile
 from ates.config import SERVICES, Settings
 from ates.platform.embedded_nats import EmbeddedNats, port_is_free
 
@@ -30,7 +31,7 @@ DEMO_PEOPLE = (
     ("worker2", "worker", "Kesha Popug"),
     ("worker3", "worker", "Rio Popug"),
 )
-HTTP_SERVICES = ("auth", "tasks", "billing", "analytics")
+HTTP_SERVICES = ("auth", "tasks", "billing", "analytics", "notifications")
 
 
 class StackError(RuntimeError):
@@ -178,8 +179,18 @@ def run_stack(settings: Settings, echo: object = print) -> int:
         logins = asyncio.run(prepare(settings))
         children = start_services(settings, broker_url)
         wait_healthy(settings, children)
+        # where the running stack is, for the commands that talk to it (removed below)
+        stackfile.write(
+            settings.data_dir,
+            stackfile.RunningStack(
+                pid=os.getpid(),
+                host=settings.host,
+                port_base=settings.port_base,
+                broker_url=broker_url,
+            ),
+        )
         for service in HTTP_SERVICES:
-            say(f"{service:<10} {settings.public_url(service)}/")
+            say(f"{service:<14} {settings.public_url(service)}/")
         if logins:
             say(
                 "demo logins (user / role / password), also in "
@@ -195,6 +206,7 @@ def run_stack(settings: Settings, echo: object = print) -> int:
             time.sleep(0.2)
         return 0
     finally:
+        stackfile.remove(settings.data_dir, pid=os.getpid())
         say("stopping…")
         for problem in stop_services(children):
             say(f"warning: {problem}")

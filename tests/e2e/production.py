@@ -289,11 +289,14 @@ class Production:
     def database_url(self, service: str) -> str:
         return self.env[f"ATES_{service.upper()}_DATABASE_URL"]
 
+    def dsn(self, service: str) -> str:
+        """A libpq URL of the service's database (for asyncpg)."""
+        return self.database_url(service).replace("postgresql+asyncpg://", "postgresql://", 1)
+
     async def query(self, service: str, sql: str, *args: object) -> list[asyncpg.Record]:
         """Read a service's database directly (for what no API shows: dead letters, the
         outbox of events a service produced)."""
-        dsn = self.database_url(service).replace("postgresql+asyncpg://", "postgresql://", 1)
-        connection = await asyncpg.connect(dsn)
+        connection = await asyncpg.connect(self.dsn(service))
         try:
             return list(await connection.fetch(sql, *args))
         finally:

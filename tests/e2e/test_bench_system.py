@@ -1,5 +1,7 @@
 """``ates bench system --quick --json``: the whole-system benchmark starts its own embedded
-stack, drives it through the public API, and reports every figure, with the money checked."""
+stack (or, with ``--production --broker kafka``, the production topology on a Kafka broker
+of its own), drives it through the public API, and reports every figure, with the money
+checked."""
 
 from __future__ import annotations
 
@@ -11,6 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.stack import clean_env
+from tests.kafka import kafka_jars
+
+__all__ = ["kafka_jars"]  # a fixture the Kafka run uses
 
 pytestmark = pytest.mark.e2e
 
@@ -77,3 +82,33 @@ def test_a_quick_run_reports_every_figure_and_the_money_adds_up(tmp_path: Path) 
     # phase 5: the ceilings of the machine; no phase 4 in a quick run
     assert doc["shuffle"] is None
     assert all(value > 0 for value in doc["ceilings"].values())
+
+
+@pytest.mark.postgres
+@pytest.mark.kafka
+@pytest.mark.timeout(900)
+def test_the_production_topology_on_a_kafka_of_its_own(
+    tmp_path: Path, postgres_dsn: str, kafka_jars: Path
+) -> None:
+    bench = [sys.executable, "-m", "ates", "bench", "system", "--root", str(ROOT)]
+    result = subprocess.run(
+        [*bench, "--quick", "--no-ceilings", "--production", "--broker", "kafka", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=840,
+        cwd=tmp_path,
+        env=clean_env(TMPDIR=str(tmp_path)),
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    doc = json.loads(result.stdout)
+    assert doc["ok"] and doc["error"] is None
+    assert doc["mode"] == "production (kafka)"
+    assert all(check["ok"] for check in doc["checks"]) and doc["checks"], doc["checks"]
+    t = doc["throughput"]
+    assert t["lifecycles"] == 200
+    assert t["events"]["source"] == "from the event catalog"  # Kafka counts nothing for us
+    # the broker the bench started is part of the system: its CPU and memory are counted
+    for process in ("tasks", "billing", "analytics", "notifications", "kafka"):
+        assert t["cpu_ms_per_lifecycle"][process] > 0, process
+        assert doc["peak_rss_mb"][process] > 0, process
+    assert [r["offered_per_s"] for r in doc["lag"]] == [5, 20]

@@ -9,96 +9,29 @@ person would. Screenshots of each main page go to the ``screenshots`` folder.
 from __future__ import annotations
 
 import re
-import time
 import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
+from playwright.sync_api import Browser, expect
 
 from ates.platform.money import format_cents
-from ates.stack import DEMO_PEOPLE
+from tests.e2e.browsing import (
+    USERNAME_OF,
+    OpenAs,
+    csp_violations,
+    flash,
+    open_as,
+    reload_until,
+    shoot,
+    sign_in,
+)
 from tests.e2e.stack import Stack
 
+__all__ = ["csp_violations", "open_as"]  # fixtures this module uses
+
 pytestmark = pytest.mark.e2e
-
-USERNAME_OF = {full_name: username for username, _, full_name in DEMO_PEOPLE}
-EVENTS_TIMEOUT = 30.0  # seconds for an event to travel to another service
 MONEY = re.compile(r"-?\d+\.\d\d \$")
-
-OpenAs = Callable[..., Page]
-
-
-@pytest.fixture(autouse=True)
-def csp_violations(browser: Browser, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every page of every context a test opens passes the services' Content-Security-
-    Policy: Chromium reports each violation on the console."""
-    found: list[str] = []
-    new_context = browser.new_context
-
-    def watched(*args: object, **kwargs: object) -> BrowserContext:
-        context = new_context(*args, **kwargs)  # type: ignore[arg-type]
-        context.on(
-            "console",
-            lambda message: (
-                found.append(message.text) if "Content Security Policy" in message.text else None
-            ),
-        )
-        return context
-
-    monkeypatch.setattr(browser, "new_context", watched)
-    yield found
-    assert not found, "\n".join(found)
-
-
-@pytest.fixture
-def open_as(browser: Browser, stack: Stack) -> Iterator[OpenAs]:
-    """``open_as(username, service, path)``: a fresh browser (no cookies) that opens a
-    dashboard page, is sent to the sign-in page, signs in and lands on the page."""
-    contexts = []
-
-    def _open(username: str, service: str, path: str = "/") -> Page:
-        context = browser.new_context(viewport={"width": 1200, "height": 800})
-        contexts.append(context)
-        page = context.new_page()
-        page.goto(stack.url(service) + path)
-        sign_in(page, stack, username)
-        expect(page).to_have_url(re.compile(re.escape(stack.url(service) + path)))
-        return page
-
-    yield _open
-    for context in contexts:
-        context.close()
-
-
-def sign_in(page: Page, stack: Stack, username: str, password: str | None = None) -> None:
-    """On auth's sign-in page: fill the form and send it."""
-    expect(page).to_have_url(re.compile(re.escape(stack.url("auth")) + r"/login\b"))
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password or stack.logins[username][1])
-    page.get_by_role("button", name="Sign in").click()
-
-
-def reload_until(page: Page, locator: Locator, timeout: float = EVENTS_TIMEOUT) -> None:
-    """Reload ``page`` until ``locator`` is visible: for what arrives through events."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            expect(locator).to_be_visible(timeout=1000)
-            return
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-        page.reload()
-
-
-def shoot(page: Page, folder: Path, name: str) -> None:
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-
-
-def flash(page: Page) -> Locator:
-    return page.locator("p.flash")
 
 
 # --- sign-in ------------------------------------------------------------------------------
@@ -120,7 +53,9 @@ def test_a_visitor_signs_in_once_for_every_dashboard(
     sign_in(page, stack, "worker")
     expect(page).to_have_url(stack.url("tasks") + "/")
     expect(page.get_by_role("heading", name="My tasks")).to_be_visible()
-    expect(page.locator("header")).to_contain_text("worker")
+    # the header names the person and their role
+    expect(page.get_by_test_id("who")).to_contain_text("Polly Popug")
+    expect(page.get_by_test_id("who")).to_contain_text("worker")
 
     # the next dashboard does not ask again
     page.goto(stack.url("billing") + "/")
@@ -170,7 +105,7 @@ def test_a_task_is_created_done_and_paid_for(
     assignee = USERNAME_OF[assignee_name]
 
     # the assignee sees it among their open tasks
-    tasks = open_as(assignee, "tasks")
+    tasks = open_as(assignee, "tasks", "/mine")
     row = tasks.locator("tr", has_text=title)
     expect(row).to_be_visible()
     expect(row).to_contain_text("POPUG-7")
@@ -196,7 +131,8 @@ def test_a_task_is_created_done_and_paid_for(
     row.get_by_role("button", name="Done").click()
     expect(flash(tasks)).to_have_text(f"“{title}” is done.")
     expect(tasks.locator("tr", has_text=title)).to_have_count(0)
-    tasks.get_by_role("link", name="Done").click()
+    tasks.get_by_label("Status").select_option("done")
+    tasks.get_by_role("button", name="Find").click()
     expect(tasks.locator("tr", has_text=title)).to_contain_text("done")
 
     # and the reward arrives
@@ -257,10 +193,24 @@ def test_the_manager_shuffles_and_is_told_how_many_tasks_moved(
     count = len(open_now.json())
     assert count >= 1
 
-    page = open_as("manager", "tasks", "/all")
+    page = open_as("manager", "tasks")  # a manager lands on All tasks
+    expect(page).to_have_url(stack.url("tasks") + "/all")
     expect(page.get_by_role("heading", name="All tasks")).to_be_visible()
-    page.get_by_role("button", name="Shuffle").click()
+    page.get_by_role("button", name="Shuffle…").click()
+    # the confirmation says what will happen, and Cancel changes nothing
+    expect(page.get_by_role("heading", name="Shuffle every open task?")).to_be_visible()
     noun = "task" if count == 1 else "tasks"
+    expect(page.get_by_test_id("what-happens")).to_contain_text(
+        f"This reassigns {count} open {noun}"
+    )
+    expect(page.get_by_test_id("what-happens")).to_contain_text(
+        "Each assignment charges its fee again"
+    )
+    page.get_by_role("link", name="Cancel").click()
+    expect(page).to_have_url(stack.url("tasks") + "/all")
+    expect(flash(page)).to_have_count(0)
+    page.get_by_role("button", name="Shuffle…").click()
+    page.get_by_role("button", name=f"Shuffle {count} {noun}").click()
     expect(flash(page)).to_have_text(f"Shuffled: {count} open {noun} reassigned.")
     expect(page).to_have_url(stack.url("tasks") + "/all")
     shoot(page, screenshots, "09-shuffled")
@@ -285,9 +235,10 @@ def test_logging_out_signs_out_of_every_dashboard(
     expect(page.get_by_role("heading", name="My account")).to_be_visible()
 
     page.get_by_role("button", name="Log out").click()
-    expect(page.get_by_role("heading", name="You are signed out")).to_be_visible()
+    expect(page.get_by_role("heading", name="You have signed out")).to_be_visible()
     shoot(page, screenshots, "10-signed-out")
-    # then back to the dashboard, which now asks for a sign-in
+    # the page stays; its link leads back to the dashboard, which asks for a sign-in
+    page.get_by_role("link", name="Sign in again").click()
     expect(page).to_have_url(re.compile(re.escape(stack.url("auth")) + r"/login\b"))
 
     for service in ("tasks", "billing"):

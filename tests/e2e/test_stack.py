@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -13,7 +14,7 @@ import httpx
 import pytest
 
 from ates.platform.embedded_nats import port_is_free
-from tests.e2e.stack import reserve_ports, start_stack
+from tests.e2e.stack import clean_env, reserve_ports, start_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -69,12 +70,34 @@ def test_up_serves_everything_stops_cleanly_and_resumes(tmp_path: Path) -> None:
         assert "Kesha" in names
         with sqlite3.connect(data_dir / "auth.db") as db:
             assert db.execute("select count(*) from people").fetchone()[0] == 7
+
+        # commands find the running stack from its data directory: no --port-base
+        running = json.loads((data_dir / "stack.json").read_text())
+        assert running["port_base"] == base and running["broker_url"].startswith("nats://")
+        token = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ates",
+                "token",
+                "admin",
+                "--password",
+                stack.logins["admin"][1],
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=clean_env(ATES_DATA_DIR=str(data_dir)),
+        )
+        assert token.returncode == 0, token.stderr
+        assert token.stdout.count(".") == 2  # a JWT
     finally:
         out = stack.stop()
     assert stack.process.returncode == 0, out
     assert "stopped." in out
     assert "warning:" not in out, out  # every service exited 0 on SIGTERM
     assert not _nats_processes(data_dir), "nats-server was left running"
+    assert not (data_dir / "stack.json").exists(), "a stopped stack is not found any more"
     for offset in range(5):
         assert port_is_free(base + offset)
 

@@ -288,6 +288,30 @@ class BrokerContract:
             await eventually(after.has(*second, fence), timeout=60)
         assert not after.ids({m.event_id for m in first}), "acked messages came back"
 
+    async def test_lag_is_what_the_group_has_not_acknowledged(self, broker: Broker) -> None:
+        group = unique_group("lag")
+        assert await broker.lag(group, "accounts") is None, "an unknown group has no lag"
+        recorder = Recorder()
+
+        def lag_is(expected: int) -> Callable[[], Awaitable[bool]]:
+            async def check() -> bool:
+                return await broker.lag(group, "accounts") == expected
+
+            return check
+
+        async with consuming(broker, group, recorder):
+            await warm_up(broker, recorder)
+            await eventually(lag_is(0), timeout=30)
+        # The group's processes are gone: what is published now waits for them.
+        before = await broker.lag(group, "accounts")
+        assert before is not None
+        waiting = [account_created() for _ in range(7)]
+        await broker.publish(waiting)
+        await eventually(lag_is(before + 7), timeout=30)
+        async with consuming(broker, group, recorder):
+            await eventually(recorder.has(*waiting), timeout=30)
+            await eventually(lag_is(0), timeout=30)
+
     # --- failures -------------------------------------------------------------------
 
     async def test_retry_redelivers_and_counts_attempts(self, broker: Broker) -> None:

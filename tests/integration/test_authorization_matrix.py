@@ -164,6 +164,9 @@ TASKS = Table(
         ("GET", "/api/tasks/{public_id}"): Case(
             EVERYONE, path=lambda ctx: {"public_id": ctx.data["task"]}
         ),
+        ("GET", "/api/tasks/{public_id}/assignments"): Case(
+            EVERYONE, path=lambda ctx: {"public_id": ctx.data["task"]}
+        ),
         ("POST", "/api/tasks/shuffle"): Case(frozenset({"admin", "manager"})),
         # only the assignee may complete (T6): every other role is refused with 403
         ("POST", "/api/tasks/{public_id}/complete"): Case(

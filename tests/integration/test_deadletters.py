@@ -95,3 +95,23 @@ async def test_a_replay_that_fails_again_stays_pending_with_the_new_error(db: Da
     await deadletters.discard(db, letter_id)
     assert [item.id for item in await deadletters.list_dead_letters(db, "discarded")] == [letter_id]
     assert await deadletters.list_dead_letters(db) == []
+
+
+async def test_the_dead_letter_list_prints_json_for_scripts(db: Database, tmp_path: Path) -> None:
+    import asyncio
+    import json
+
+    from typer.testing import CliRunner
+
+    from ates.cli import app
+
+    letter_id, event = await _letter(db, "notifications")
+    words = ["dlq", "list", "notifications", "--json", "--data-dir", str(tmp_path)]
+    listed = await asyncio.to_thread(CliRunner().invoke, app, words)
+    assert listed.exit_code == 0, listed.output
+    (found,) = json.loads(listed.stdout)
+    assert (found["service"], found["id"], found["event_id"]) == (
+        "notifications",
+        letter_id,
+        str(event.event_id),
+    )

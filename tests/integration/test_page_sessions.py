@@ -39,10 +39,13 @@ async def test_a_demoted_manager_can_no_longer_shuffle(
             "AccountRoleChanged",
             {"public_id": manager, "old_role": "manager", "new_role": "worker"},
         )
-        assert (await tasks.client.post("/shuffle")).status_code == 403
+        shuffled = await tasks.client.post("/shuffle", data={"confirmed": "yes"})
+        assert shuffled.status_code == 403
         refused = await tasks.client.get("/all")
         assert refused.status_code == 403
-        assert "(worker)" in refused.text, "the header shows the role as it is now"
+        assert '<small class="role">worker</small>' in refused.text, (
+            "the header shows the role as it is now"
+        )
         assert (await tasks.client.get("/")).status_code == 200, "still signed in"
 
 

@@ -4,6 +4,7 @@ headers on every response, a cap on request bodies."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 
 import httpx
@@ -71,7 +72,8 @@ async def test_every_response_carries_the_security_headers(
             assert policy["frame-ancestors"] == "'none'"
             assert policy["object-src"] == "'none'" and policy["base-uri"] == "'none'"
             # forms post to their own service; a sign-in or sign-out hops to another one
-            origins = {settings.public_url(s) for s in ("auth", "tasks", "billing", "analytics")}
+            dashboards = ("auth", "tasks", "billing", "analytics", "notifications")
+            origins = {settings.public_url(s) for s in dashboards}
             assert set(policy["form-action"].split()) == {"'self'", *origins}
             assert set(policy["frame-src"].split()) == {"'self'", *origins}
 
@@ -100,3 +102,48 @@ async def test_a_json_body_over_64_kib_is_refused_with_413(
         assert len(fits) < 64 * 1024
         answer = await tasks.client.post("/api/tasks", content=fits, headers=headers)
         assert answer.status_code == 409, answer.text
+
+
+@pytest.mark.parametrize("service", ["tasks", "billing"])
+async def test_api_docs_load_from_the_package_under_their_own_policy(
+    settings: Settings, tokens: TokenFactory, service: str
+) -> None:
+    async with service_harness(service, settings, tokens, messaging=False) as harness:
+        page = await harness.client.get("/docs")
+        assert page.status_code == 200
+        sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert sources and all(s.startswith("/") for s in sources), "nothing from a CDN"
+        assert "<script>" not in page.text, "no inline script"
+        policy = csp_directives(page)
+        assert policy["script-src"] == "'self'" and policy["frame-ancestors"] == "'none'"
+        for asset in sources:
+            loaded = await harness.client.get(asset)
+            assert loaded.status_code == 200, asset
+        bundle = await harness.client.get("/docs-assets/swagger-ui-bundle.js")
+        assert "SwaggerUIBundle" in bundle.text
+        # every other page keeps the strict policy: no script at all
+        assert csp_directives(await harness.client.get("/healthz"))["script-src"] == "'none'"
+
+
+async def test_an_error_on_our_side_is_a_styled_page_for_a_browser(
+    settings: Settings, tokens: TokenFactory
+) -> None:
+    from ates.platform.service import build_runtime, create_app
+    from ates.services.registry import spec
+
+    runtime = build_runtime(spec("tasks"), settings, verifier=tokens.verifier())
+    app = create_app(spec("tasks"), settings, runtime=runtime, messaging=False)
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/broken", broken)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://tasks") as client:
+        page = await client.get("/broken", headers={"accept": "text/html"})
+        assert page.status_code == 500
+        assert "<h1>Something went wrong</h1>" in page.text
+        assert "a bug" not in page.text  # nothing of the inside shows
+        api = await client.get("/broken")
+        assert api.status_code == 500
+        assert api.json() == {"detail": "internal server error"}

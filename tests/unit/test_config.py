@@ -30,7 +30,10 @@ def test_defaults_are_the_embedded_mode(tmp_path: Path) -> None:
     ("values", "message"),
     [
         ({"timezone": "Mars/Olympus"}, "ATES_TIMEZONE: unknown time zone 'Mars/Olympus'"),
-        ({"billing_database_url": "mysql://x/y"}, "ATES_BILLING_DATABASE_URL: unsupported driver"),
+        (
+            {"billing_database_url": "mysql://x/y"},
+            "ATES_BILLING_DATABASE_URL: unsupported database",
+        ),
         ({"tasks_database_url": "::::"}, "ATES_TASKS_DATABASE_URL: not a database URL"),
         ({"broker_url": "redis://r:6379"}, "ATES_BROKER_URL: not a broker URL"),
         ({"port_base": "eighty"}, "ATES_PORT_BASE:"),
@@ -41,6 +44,26 @@ def test_a_bad_setting_is_named_in_one_line(values: dict[str, object], message: 
     text = _error(**values)
     assert message in text
     assert "\n" not in text
+
+
+@pytest.mark.parametrize(
+    ("written", "used"),
+    [
+        ("postgresql://ates:pw@db:5432/tasks", "postgresql+asyncpg://ates:pw@db:5432/tasks"),
+        ("postgres://ates:pw@db/tasks", "postgresql+asyncpg://ates:pw@db/tasks"),
+        (
+            "postgres://ates:p%40ss@db/tasks?sslmode=require",
+            "postgresql+asyncpg://ates:p%40ss@db/tasks?ssl=require",
+        ),
+        ("postgresql+psycopg2://ates@db/tasks", "postgresql+asyncpg://ates@db/tasks"),
+        ("postgresql+asyncpg://ates@db/tasks", "postgresql+asyncpg://ates@db/tasks"),
+        ("sqlite:////srv/ates/tasks.db", "sqlite+aiosqlite:////srv/ates/tasks.db"),
+        ("sqlite+aiosqlite:///var/tasks.db", "sqlite+aiosqlite:///var/tasks.db"),
+    ],
+)
+def test_database_urls_are_taken_as_people_write_them(written: str, used: str) -> None:
+    settings = Settings(tasks_database_url=written)
+    assert settings.database_url("tasks") == used
 
 
 def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,5 @@
-"""The two checks every service runs on every request, as plain ASGI middleware.
+"""What every service does on every request, as plain ASGI middleware: metrics and the
+incoming trace context, and the same-origin check of page forms.
 
 Written against ASGI rather than with ``@app.middleware("http")``: Starlette's
 ``BaseHTTPMiddleware`` runs the rest of the app in a task of its own and streams the
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
@@ -17,16 +19,23 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ates.platform.headers import origin
 from ates.platform.telemetry import HTTP_REQUESTS
+from ates.platform.tracing import TRACEPARENT, valid_traceparent
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class RequestMetrics:
-    """``ates_http_request_seconds`` by method, route template and status."""
+    """``ates_http_request_seconds`` by method, route template and status; and the
+    request's ``traceparent`` header, when it has a valid one, as the trace of the work
+    it causes (:data:`ates.platform.tracing.TRACEPARENT`). With tracing on, the
+    OpenTelemetry middleware outside this one has made it the parent of the request's
+    span already; with tracing off this is all the propagation there is, and it costs a
+    scan of the header list."""
 
     def __init__(self, app: ASGIApp, *, service: str) -> None:
         self.app = app
         self.service = service
+        self._children: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -34,6 +43,13 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 500  # if the app raises before answering
+        token = None
+        for name, value in scope["headers"]:
+            if name == b"traceparent":
+                traceparent = valid_traceparent(value.decode("latin-1"))
+                if traceparent is not None:
+                    token = TRACEPARENT.set(traceparent)
+                break
 
         async def send_noting_status(message: Message) -> None:
             nonlocal status
@@ -44,10 +60,15 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_noting_status)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            HTTP_REQUESTS.labels(self.service, scope["method"], route, str(status)).observe(
-                time.perf_counter() - started
-            )
+            if token is not None:
+                TRACEPARENT.reset(token)
+            key = (scope["method"], getattr(scope.get("route"), "path", "unmatched"), status)
+            child = self._children.get(key)
+            if child is None:
+                child = self._children[key] = HTTP_REQUESTS.labels(
+                    self.service, key[0], key[1], str(status)
+                )
+            child.observe(time.perf_counter() - started)
 
 
 class SameOriginForms:

@@ -9,6 +9,8 @@ Rows are marked sent, never tracked by a high-water mark: ids can commit out of 
 If the broker is down the rows wait; nothing is lost and nothing is marked sent that the
 broker did not confirm. On PostgreSQL, ``FOR UPDATE SKIP LOCKED`` lets several relays
 share the table without publishing the same row at the same time.
+
+With tracing on, each event's publish is a span in the trace the event carries.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from ates.platform.broker import Broker, BrokerUnavailable, OutgoingMessage
 from ates.platform.db import Database
 from ates.platform.events import Registry, default_registry
 from ates.platform.tables import outbox
-from ates.platform.telemetry import EVENTS_PUBLISHED, OUTBOX_BACKLOG
+from ates.platform.telemetry import EVENTS_PUBLISHED, PUBLISH_BATCH_SIZE
+from ates.platform.tracing import OFF, Tracing, publishing
 
 log = structlog.get_logger(__name__)
 
@@ -45,9 +48,20 @@ class OutboxRelay:
         max_backoff_seconds: float = 10.0,
         linger_seconds: float = 0.01,
         registry: Registry | None = None,
+        tracing: Tracing | None = None,
+        produces: Sequence[str] = (),
     ) -> None:
         self.service = service
+        self.tracing = tracing or OFF
         self.registry = registry or default_registry()
+        self._batch_size = PUBLISH_BATCH_SIZE.labels(service)
+        # event name -> its counter's child; the events of the domains the service
+        # produces exist from the start, at 0
+        self._published: dict[str, Any] = {
+            name: EVENTS_PUBLISHED.labels(service, name)
+            for name in self.registry.names()
+            if self.registry.domain_of(name) in produces
+        }
         self.db = db
         self.broker = broker
         self.batch_size = batch_size
@@ -112,28 +126,39 @@ class OutboxRelay:
                     await self._publish(rows)
                     await self._mark_sent(session, rows)
         if not rows:
-            OUTBOX_BACKLOG.labels(self.service).set(0)
             return 0
-        EVENTS_PUBLISHED.labels(self.service).inc(len(rows))
+        self._count(rows)
         return len(rows)
 
     async def _publish(self, rows: Sequence[Any]) -> None:
-        await self.broker.publish(
-            [
-                OutgoingMessage(
-                    event_id=row.event_id,
-                    domain=row.domain,
-                    event_name=row.event_name,
-                    body=row.payload.encode(),
-                    key=self._key(row.event_name, row.payload),
-                )
-                for row in rows
-            ]
-        )
+        envelopes = [orjson.loads(row.payload) for row in rows]
+        messages = [
+            OutgoingMessage(
+                event_id=row.event_id,
+                domain=row.domain,
+                event_name=row.event_name,
+                body=row.payload.encode(),
+                key=self.registry.aggregate_key(row.event_name, envelope.get("data") or {}),
+            )
+            for row, envelope in zip(rows, envelopes, strict=True)
+        ]
+        if not self.tracing.enabled:
+            await self.broker.publish(messages)
+            return
+        traces = [envelope.get("trace") for envelope in envelopes]
+        with publishing(self.tracing, self.broker, messages, traces):
+            await self.broker.publish(messages)
 
-    def _key(self, event_name: str, payload: str) -> str | None:
-        data = orjson.loads(payload).get("data") or {}
-        return self.registry.aggregate_key(event_name, data)
+    def _count(self, rows: Sequence[Any]) -> None:
+        tally: dict[str, int] = {}
+        for row in rows:
+            tally[row.event_name] = tally.get(row.event_name, 0) + 1
+        for name, count in tally.items():
+            child = self._published.get(name)
+            if child is None:
+                child = self._published[name] = EVENTS_PUBLISHED.labels(self.service, name)
+            child.inc(count)
+        self._batch_size.observe(len(rows))
 
     @staticmethod
     async def _mark_sent(session: AsyncSession, rows: Sequence[Any]) -> None:

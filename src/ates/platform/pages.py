@@ -38,6 +38,7 @@ def principal_to_session(principal: Principal) -> dict[str, str]:
         "public_id": str(principal.public_id),
         "role": principal.role,
         "username": principal.username,
+        "full_name": principal.full_name,
     }
 
 
@@ -49,6 +50,7 @@ def principal_from_session(value: Any) -> Principal | None:
             public_id=uuid.UUID(value["public_id"]),
             role=str(value["role"]),
             username=str(value.get("username", "")),
+            full_name=str(value.get("full_name", "")),
         )
     except (KeyError, ValueError, TypeError):
         return None

@@ -38,6 +38,11 @@ class Principal:
     public_id: uuid.UUID
     role: str
     username: str
+    full_name: str = ""  # the token's ``name`` claim (pages greet people by it)
+
+    @property
+    def display_name(self) -> str:
+        return self.full_name or self.username
 
     def has_role(self, *roles: str) -> bool:
         return self.role in roles
@@ -128,6 +133,7 @@ class TokenVerifier:
                 public_id=uuid.UUID(str(claims["sub"])),
                 role=str(claims["role"]),
                 username=str(claims.get("preferred_username", "")),
+                full_name=str(claims.get("name", "")),
             )
             expires = float(claims["exp"])
         except (ValueError, KeyError, TypeError) as error:

@@ -14,6 +14,7 @@ import functools
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from ates.platform.limits import JSON_BODY_MAX
 from ates.platform.outbox import OutboxRelay
 from ates.platform.security import RemoteJwks, TokenVerifier
 from ates.platform.sessions import StandingOf
+from ates.platform.tracing import Tracing
 from ates.platform.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -42,6 +44,8 @@ class ServiceSpec:
     name: str
     title: str
     consumes: Mapping[str, Handler] = field(default_factory=dict)
+    # the event domains whose events this service produces (the event catalog says so)
+    produces: Sequence[str] = ()
     routers: Sequence[APIRouter] = ()
     background: Sequence[BackgroundJob] = ()
     templates: Path | None = None
@@ -68,6 +72,7 @@ class Runtime:
     db: Database
     registry: Registry
     verifier: TokenVerifier
+    tracing: Tracing = field(default_factory=Tracing.off)
     broker: Broker | None = None
     broker_ready: asyncio.Event = field(default_factory=asyncio.Event)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -90,23 +95,32 @@ class Runtime:
             max_deliveries=self.settings.max_deliveries,
             backoff_seconds=self.settings.retry_backoff_seconds,
             inbox_name=inbox_name,
+            tracing=self.tracing,
         )
 
 
 def build_runtime(
-    spec: ServiceSpec, settings: Settings, *, verifier: TokenVerifier | None = None
+    spec: ServiceSpec,
+    settings: Settings,
+    *,
+    verifier: TokenVerifier | None = None,
+    tracing: Tracing | None = None,
 ) -> Runtime:
     registry = default_registry()
     redaction.remember(settings.secret_key)
     if verifier is None:
         jwks = RemoteJwks(f"{settings.public_url('auth')}/.well-known/jwks.json")
         verifier = TokenVerifier(jwks, issuer=settings.issuer)
+    tracing = tracing or Tracing.from_mode(spec.name, settings.otel)
+    db = Database(settings.database_url(spec.name))
+    tracing.instrument_engine(db.engine)
     return Runtime(
         settings=settings,
         spec=spec,
-        db=Database(settings.database_url(spec.name)),
+        db=db,
         registry=registry,
         verifier=verifier,
+        tracing=tracing,
     )
 
 
@@ -151,6 +165,9 @@ async def run_messaging(runtime: Runtime, *, consumer_generation: int = 1) -> No
         broker,
         batch_size=settings.outbox_batch_size,
         poll_seconds=settings.outbox_poll_seconds,
+        registry=runtime.registry,
+        tracing=runtime.tracing,
+        produces=runtime.spec.produces,
     )
     consumer = runtime.consumer()
     group = runtime.spec.consumer_group(consumer_generation)
@@ -182,6 +199,11 @@ async def running(runtime: Runtime, *, messaging: bool = True) -> AsyncIterator[
     jobs: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
     if messaging:
         jobs.append(("messaging", lambda: run_messaging(runtime)))
+        if runtime.spec.consumes and runtime.settings.dead_letter_retries_at_start:
+            from ates.platform.deadletters import retry_at_start
+
+            started = datetime.now(UTC)  # letters from before this start, not of this run
+            jobs.append(("dead-letter retry", lambda: retry_at_start(runtime, started)))
     for job in runtime.spec.background:
         jobs.append((job.__name__, functools.partial(job, runtime)))
     tasks = [asyncio.create_task(supervised(name, start), name=name) for name, start in jobs]
@@ -191,9 +213,22 @@ async def running(runtime: Runtime, *, messaging: bool = True) -> AsyncIterator[
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await stopped(task)
         await runtime.db.dispose()
+        runtime.tracing.shutdown()
+
+
+async def stopped(task: asyncio.Task[None], *, again_after: float = 1.0) -> None:
+    """Wait until a cancelled task has stopped, cancelling it again while it runs on. A
+    library can swallow a cancellation (Python 3.11's ``asyncio.wait_for`` drops one that
+    arrives as what it waits for completes; nats-py waits so when connecting and
+    fetching): the task then goes on as if never asked, and a service that stops would
+    wait for it forever."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=again_after)
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        task.result()
 
 
 async def supervised(
@@ -222,6 +257,7 @@ async def supervised(
 def create_app(
     spec: ServiceSpec, settings: Settings, *, runtime: Runtime | None = None, messaging: bool = True
 ) -> FastAPI:
+    from ates.platform.catalog import install_catalog
     from ates.platform.login import install_login
     from ates.platform.web import install_common
 
@@ -232,9 +268,12 @@ def create_app(
         async with running(runtime, messaging=messaging):
             yield
 
-    app = FastAPI(title=f"aTES {spec.title}", lifespan=lifespan)
+    # /docs is ours (ates.platform.apidocs): Swagger UI from the package, not a CDN
+    app = FastAPI(title=f"aTES {spec.title}", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.runtime = runtime
     install_common(app, runtime)
+    install_catalog(app)
+    runtime.tracing.instrument_app(app)
     install_login(app, runtime)
     for router in spec.routers:
         # Bodies are read into memory: a bigger one is refused (413) before it is parsed.

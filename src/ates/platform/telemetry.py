@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import IO, Any
 
 import structlog
@@ -12,18 +13,77 @@ from structlog.tracebacks import ExceptionDictTransformer
 
 from ates.platform.redaction import redact
 
+# Every series carries the service (tests run several services in one process). Names and
+# meanings: docs/operations.md#metrics. The hot paths cache their labelled children
+# (``labels()`` takes a lock and builds a key) and count once per batch, not per event.
 EVENTS_PUBLISHED = Counter(
-    "ates_events_published_total", "Events the outbox relay published", ["service"]
+    "ates_events_published_total",
+    "Events the outbox relay published (the broker confirmed them)",
+    ["service", "event"],
 )
 EVENTS_CONSUMED = Counter(
     "ates_events_consumed_total",
-    "Deliveries handled by consumers, by outcome",
+    "Deliveries handled by consumers, by outcome: applied, duplicate, retry, dead_lettered",
     ["service", "event", "outcome"],
 )
-OUTBOX_BACKLOG = Gauge("ates_outbox_backlog", "Unpublished outbox rows seen last", ["service"])
+EVENTS_RETRIED = Counter(
+    "ates_events_retried_total",
+    "Deliveries whose handler failed and that the broker will deliver again after a delay",
+    ["service", "event"],
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "ates_events_dead_lettered_total",
+    "Messages moved to the dead-letter store, by reason: invalid, rejected, failed",
+    ["service", "event", "reason"],
+)
+HANDLER_SECONDS = Histogram(
+    "ates_handler_seconds",
+    "Time in one handler call (a set-based handler: one call for a run of events)",
+    ["service", "handler"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+BATCH_SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
+CONSUMER_BATCH_SIZE = Histogram(
+    "ates_consumer_batch_size",
+    "Deliveries a consumer applied in one transaction",
+    ["service", "domain"],
+    buckets=BATCH_SIZES,
+)
+PUBLISH_BATCH_SIZE = Histogram(
+    "ates_outbox_publish_batch_size",
+    "Outbox rows the relay published in one round",
+    ["service"],
+    buckets=BATCH_SIZES,
+)
+OUTBOX_BACKLOG = Gauge(
+    "ates_outbox_backlog", "Outbox rows not yet published (read at scrape time)", ["service"]
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "ates_outbox_oldest_unsent_age_seconds",
+    "Age of the oldest outbox row not yet published, 0 when none waits (read at scrape time)",
+    ["service"],
+)
+CONSUMER_LAG = Gauge(
+    "ates_consumer_lag",
+    "Events of a domain the broker holds for a consumer group that the group has not yet "
+    "acknowledged (read from the broker at scrape time; NaN when it cannot be read)",
+    ["service", "group", "domain"],
+)
+DEAD_LETTERS_PENDING = Gauge(
+    "ates_dead_letters_pending",
+    "Dead letters waiting for a decision (read at scrape time)",
+    ["service"],
+)
+DEAD_LETTERS_RETRIED_AT_START = Counter(
+    "ates_dead_letters_retried_at_start_total",
+    "Dead letters retried automatically when the service started, by outcome: applied, "
+    "duplicate, failed, rejected",
+    ["service", "outcome"],
+)
 HTTP_REQUESTS = Histogram(
     "ates_http_request_seconds",
-    "HTTP request latency",
+    "HTTP requests and their latency, by method, route template and status "
+    "(its _count is the number of requests)",
     ["service", "method", "route", "status"],
 )
 
@@ -36,6 +96,27 @@ class _Redacted:
 
     def __call__(self, logger: Any, name: str, event_dict: Any) -> str:
         return redact(str(self.renderer(logger, name, event_dict)))
+
+
+class _Context:
+    """Adds ``service`` (of a process that runs one) and the ``trace_id`` of the work a
+    line is about: the current request's or span's, unless the line names one itself."""
+
+    def __init__(self, service: str | None) -> None:
+        self.service = service
+
+    def __call__(
+        self, logger: Any, name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        if self.service and "service" not in event_dict:
+            event_dict["service"] = self.service
+        # Only a service process loads tracing; a command's log line has no trace.
+        tracing = sys.modules.get("ates.platform.tracing")
+        if tracing is not None and "trace_id" not in event_dict:
+            trace_id = tracing.trace_id_of(tracing.current_traceparent())
+            if trace_id:
+                event_dict["trace_id"] = trace_id
+        return event_dict
 
 
 def _renderer(json: bool) -> list[Any]:
@@ -51,16 +132,23 @@ def _renderer(json: bool) -> list[Any]:
 
 
 def configure_logging(
-    level: str = "INFO", *, json: bool = False, stream: IO[str] | None = None
+    level: str = "INFO",
+    *,
+    json: bool = False,
+    stream: IO[str] | None = None,
+    service: str | None = None,
 ) -> None:
     """One pipeline for every log line: structlog's events and the standard library's
     records (uvicorn, Authlib, …) get the same fields, the same renderer (JSON in
-    production) and the same redaction, on ``stream`` (stderr)."""
+    production) and the same redaction, on ``stream`` (stderr). A service process names
+    itself (``service``) on every line; lines about a request or an event carry its
+    ``trace_id`` (and the consumer's its ``event_id``)."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _Context(service),
     ]
     structlog.configure(
         processors=[

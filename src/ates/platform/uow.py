@@ -12,6 +12,11 @@ A savepoint that rolls back forgets the events emitted inside it.
 On SQLite, units of work that arrive together share one transaction (group commit, see
 ``ates.platform.groupcommit``): each runs in a savepoint of its own, and ``commit()``
 returns once the shared transaction is durable.
+
+Every event carries the trace it was caused by (``ates.platform.tracing``): by default the
+one the unit of work was opened under (a request's), ``uow.trace``; a handler that applies
+a run of events at once names the event that caused each emit (``caused_by=event``), and
+the emitted event continues that event's trace.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from ates.platform.db import Database
 from ates.platform.events import Event, Registry, default_registry
 from ates.platform.groupcommit import CommitGroup, GroupCommitter
 from ates.platform.tables import outbox
+from ates.platform.tracing import current_traceparent
 
 _INSERT_OUTBOX = insert(outbox)
 
@@ -47,6 +53,11 @@ class UnitOfWork:
         self._has_turn = False
         self._writing: AbstractContextManager[None] | None = None
         self._left = False
+        # The trace of what this unit of work does (a request's, or None), and for a
+        # consumer with tracing on, the context each consumed event is processed under
+        # (event id -> traceparent): what ``caused_by`` continues.
+        self.trace: str | None = current_traceparent()
+        self.causes: dict[Any, str] = {}
 
     @property
     def session(self) -> AsyncSession:
@@ -144,21 +155,34 @@ class UnitOfWork:
         *,
         version: int | None = None,
         trace: str | None = None,
+        caused_by: Event | None = None,
     ) -> Event:
-        """Validate ``data`` and put the event in this transaction's outbox rows."""
+        """Validate ``data`` and put the event in this transaction's outbox rows. Its
+        trace: ``trace`` if given, else that of the event it was ``caused_by``, else the
+        unit of work's."""
+        if trace is None:
+            trace = self.trace if caused_by is None else self.trace_of(caused_by)
         event = self._event(event_name, data, version=version, trace=trace)
         self._outbox_rows.append(self._outbox_row(event))
         self.emitted.append(event)
         return event
 
+    def trace_of(self, cause: Event) -> str | None:
+        """The trace an event caused by ``cause`` continues."""
+        return self.causes.get(cause.event_id, cause.trace) if self.causes else cause.trace
+
     async def emit_many(self, event_name: str, items: list[dict[str, Any]]) -> int:
-        """Bulk form of :meth:`emit` for large batches (one event time for all)."""
+        """Bulk form of :meth:`emit` for large batches (one event time for all, the unit
+        of work's trace)."""
         if not items:
             return 0
         version = self.registry.latest_version(event_name)
         now = datetime.now(UTC)
+        trace = self.trace
         rows = [
-            self._outbox_row(self._event(event_name, data, version=version, event_time=now))
+            self._outbox_row(
+                self._event(event_name, data, version=version, trace=trace, event_time=now)
+            )
             for data in items
         ]
         self._outbox_rows.extend(rows)

@@ -18,14 +18,51 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from ates.platform import sessions
 from ates.platform.api_errors import describe_validation_error, document_errors, jsonable_errors
+from ates.platform.dates import DAY_FIELD_PATTERN, format_clock, format_day, format_moment
 from ates.platform.headers import SecurityHeaders, origin
 from ates.platform.limits import JSON_BODY_MAX, DeclaredJsonLimit, too_large
 from ates.platform.middleware import RequestMetrics, SameOriginForms
 from ates.platform.money import format_cents
 
 PLATFORM_DIR = Path(__file__).parent
-DASHBOARD_SERVICES = ("auth", "tasks", "billing", "analytics")
+DASHBOARD_SERVICES = ("auth", "tasks", "billing", "analytics", "notifications")
 UNREADABLE_BODY = "There was an error parsing the body"  # FastAPI's words
+ERROR_TITLES = {
+    400: "Bad request",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not possible here",
+    413: "Too large",
+    422: "Not understood",
+    500: "Something went wrong",
+}
+
+
+def wants_page(request: Request) -> bool:
+    """Whether an error should be answered as a page: a browser asked for something
+    outside the JSON API. API clients keep getting ``{"detail": …}`` (DESIGN §4)."""
+    if request.url.path.startswith("/api/"):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
+    """A styled page for an error a browser met, with the header of the person signed in
+    (if any) so they can carry on from it."""
+    from ates.platform.pages import SESSION_KEY, principal_from_session
+
+    user = None
+    if "session" in request.scope:
+        user = principal_from_session(request.session.get(SESSION_KEY))
+    return render(
+        request,
+        "error.html",
+        status_code=status_code,
+        user=user,
+        status=status_code,
+        heading=ERROR_TITLES.get(status_code, "Error"),
+        message=message,
+    )
 
 
 def install_common(app: FastAPI, runtime: Any) -> None:
@@ -58,14 +95,36 @@ def install_common(app: FastAPI, runtime: Any) -> None:
             return JSONResponse(
                 status_code=422, content={"detail": "body: not valid JSON (not UTF-8 text)"}
             )
+        if wants_page(request):
+            message = (
+                "There is no such page here. It may have moved, or the link may be mistyped."
+                if error.status_code == 404
+                else str(error.detail)
+            )
+            return error_page(request, error.status_code, message)
         return await http_exception_handler(request, error)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, error: RequestValidationError) -> Response:
+        detail = describe_validation_error(error)
+        if wants_page(request):
+            return error_page(request, 422, f"This address asks for something odd: {detail}.")
         return JSONResponse(
-            status_code=422,
-            content={"detail": describe_validation_error(error), "errors": jsonable_errors(error)},
+            status_code=422, content={"detail": detail, "errors": jsonable_errors(error)}
         )
+
+    @app.exception_handler(Exception)
+    async def _broken(request: Request, error: Exception) -> Response:
+        # Starlette's outermost middleware calls this, answers, then raises the error
+        # again for the server to log with its traceback: nothing is swallowed.
+        if wants_page(request):
+            return error_page(
+                request,
+                500,
+                "The page could not be shown because of an error on our side. It has been "
+                "logged; please try again in a moment.",
+            )
+        return JSONResponse(status_code=500, content={"detail": "internal server error"})
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, Any]:
@@ -77,6 +136,9 @@ def install_common(app: FastAPI, runtime: Any) -> None:
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> PlainTextResponse:
+        from ates.platform.gauges import sample
+
+        await sample(runtime)  # backlog, dead letters, lag: read now, not on the hot path
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
     from ates.platform.pages import install_page_errors
@@ -84,6 +146,9 @@ def install_common(app: FastAPI, runtime: Any) -> None:
     install_page_errors(app)
     document_errors(app)
     app.mount("/static", StaticFiles(directory=PLATFORM_DIR / "static"), name="static")
+    from ates.platform.apidocs import install_api_docs
+
+    install_api_docs(app)
     app.state.templates = make_templates(runtime)
     app.add_middleware(DeclaredJsonLimit, limit=JSON_BODY_MAX)
     # added last, so outermost: every response, refusals included, gets the headers
@@ -101,10 +166,13 @@ def make_templates(runtime: Any) -> Jinja2Templates:
     env = Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape())
     env.filters["money"] = format_cents
     settings = runtime.settings
+    zone = settings.zone
+    env.filters["day"] = format_day
+    env.globals["day_field"] = DAY_FIELD_PATTERN
+    env.filters["clock"] = lambda moment: format_clock(moment, zone)
+    env.filters["moment"] = lambda moment: format_moment(moment, zone)
     env.globals["service"] = runtime.spec
-    env.globals["links"] = {
-        name: settings.public_url(name) for name in ("auth", "tasks", "billing", "analytics")
-    }
+    env.globals["links"] = {name: settings.public_url(name) for name in DASHBOARD_SERVICES}
     env.globals["timezone"] = settings.timezone
     return Jinja2Templates(env=env)
 

@@ -59,7 +59,7 @@ def render(summary: Summary, settings: Settings) -> Any:
         saved = Text(f"(also in {settings.data_dir / SIMULATED_LOGINS_FILE})", style="dim")
         parts += [people, saved]
     links = Table("dashboard", "URL", show_header=False, title="Look", title_justify="left")
-    for service in ("tasks", "billing", "analytics"):
+    for service in ("tasks", "billing", "analytics", "notifications"):
         links.add_row(service, settings.public_url(service) + "/")
     parts.append(links)
     return Group(*parts)

@@ -9,6 +9,8 @@ import pytest
 from sqlalchemy import insert
 
 from ates.config import Settings
+from ates.platform.closing import late_booking_note
+from ates.platform.events import Event
 from ates.platform.tables import consumer_positions
 from tests.integration.analytics.feed import connected_broker, publish, wait_applied
 from tests.integration.analytics.workload import simulate
@@ -115,7 +117,8 @@ async def test_the_page_shows_the_figures_and_a_chart(
     dollars = f"{top.reward_cents // 100}" + (
         f".{top.reward_cents % 100:02d}" if top.reward_cents % 100 else ""
     )
-    assert f"{top.title} \u2014 {dollars} $</strong>" in page
+    assert f"{top.title}</a> \u2014 {dollars} $</strong>" in page
+    assert f'href="http://127.0.0.1:8001/tasks/{top.task_public_id}"' in page  # linked
 
 
 def format_money(cents: int) -> str:
@@ -140,3 +143,24 @@ async def test_the_page_says_when_a_rebuild_is_running(
             )
             await uow.commit()
         assert "being rebuilt" in (await analytics.client.get("/")).text
+
+
+async def test_the_page_takes_typed_days_and_explains_a_closed_today(
+    settings: Settings, tokens: TokenFactory
+) -> None:
+    async with service_harness("analytics", settings, tokens, messaging=False) as analytics:
+        analytics.client.cookies = await page_cookie(analytics.runtime, role="admin")
+        typed = await analytics.client.get("/?date=31.03.2024&from=28.03.2024&to=02.04.2024")
+        assert typed.status_code == 200
+        assert "Management earnings on 31.03.2024" in typed.text
+        assert 'name="from" value="28.03.2024"' in typed.text
+        odd = await analytics.client.get("/?date=31.02.2024")
+        assert odd.status_code == 200
+        assert "Day: &#39;31.02.2024&#39; is not a day of the calendar" in odd.text
+
+        today = datetime.now(UTC).date()
+        closed = Event("DayClosed", 1, {"business_date": today.isoformat()}, "billing")
+        assert await analytics.runtime.consumer().apply(closed)
+        page = await analytics.client.get("/")
+        note = late_booking_note(today, today)
+        assert note is not None and note in page.text  # billing's words, word for word

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, timedelta
@@ -28,7 +29,14 @@ from ates.services.billing.models import Transaction
 from ates.services.registry import spec
 from tests.integration.analytics.feed import connected_broker, publish, wait_applied
 from tests.integration.analytics.workload import simulate
-from tests.support import Harness, TokenFactory, eventually, make_settings, service_harness
+from tests.support import (
+    Harness,
+    TokenFactory,
+    eventually,
+    make_settings,
+    page_cookie,
+    service_harness,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -117,3 +125,22 @@ async def test_analytics_and_billing_agree_on_every_day(
                 select(func.count()).where(Transaction.booked_late_from.is_not(None))
             )
         assert booked_late
+
+        # and the two dashboards say the same of every day: closed, open, or before the
+        # books' first day (never "closed" for a day nothing happened before the books)
+        first_shown = FIRST - timedelta(days=2)
+        billing.client.cookies = await page_cookie(billing.runtime, "admin")
+        analytics.client.cookies = await page_cookie(analytics.runtime, "admin")
+        books = await billing.client.get(f"/company?date={last}&days={days + 2}")
+        board = await analytics.client.get(f"/?date={last}&from={first_shown}&to={last}")
+        billing_states = dict(
+            re.findall(r'<tr data-day="([^"]+)" data-state="([^"]+)">', books.text)
+        )
+        analytics_states = dict(
+            re.findall(r'<tr data-day="([^"]+)" data-state="([^"]+)">', board.text)
+        )
+        assert len(billing_states) == days + 2
+        assert billing_states == analytics_states
+        assert billing_states[str(first_shown)] == "before"
+        assert billing_states[str(FIRST + timedelta(days=1))] == "closed"
+        assert billing_states[str(last)] == "open"

@@ -65,6 +65,87 @@ async def test_people_commands(auth: AuthServer) -> None:
     assert "role: must be one of" in bad_role.output
 
 
+async def test_lists_print_whole_ids_and_emails_and_json(auth: AuthServer) -> None:
+    polly = await auth.person("polly", email="polly.parrot.of.the.long.perch@example.com")
+    narrow = await asyncio.to_thread(
+        CliRunner().invoke,
+        app,
+        ["users", "list", "--data-dir", str(auth.settings.data_dir)],
+        env={"ATES_AUTH_URL": auth.url, "COLUMNS": "40"},
+    )
+    assert narrow.exit_code == 0, narrow.output
+    (line,) = [row for row in narrow.output.splitlines() if row.startswith("polly ")]
+    assert line.split() == [
+        "polly",
+        "worker",
+        "yes",
+        "Polly",
+        "polly.parrot.of.the.long.perch@example.com",
+        polly.public_id,
+    ]
+    as_json = await ates(auth, "users", "list", "--json")
+    assert json.loads(as_json.stdout) == [polly.as_json()]
+    keys = await ates(auth, "keys", "list", "--json")
+    assert keys.exit_code == 0, keys.output
+    assert [set(key) for key in json.loads(keys.stdout)] == [
+        {"kid", "algorithm", "created_at", "retire_at"}
+    ]
+
+
+async def test_a_reset_password_is_a_one_time_password(auth: AuthServer) -> None:
+    polly = await auth.person("polly")
+    reset = await ates(auth, "users", "reset-password", "polly")
+    assert reset.exit_code == 0, reset.output
+    one_time = reset.stdout.strip().splitlines()[-1]
+    assert len(one_time) >= 12
+    assert (await event_names(auth))[-1] == "AccountPasswordReset"
+
+    old = await ates(auth, "token", "polly", "--password", PASSWORD)
+    assert old.exit_code == 1 and "Wrong username or password." in old.output
+    once = await ates(auth, "token", "polly", "--password", one_time)
+    assert once.exit_code == 1 and "one-time password" in once.output
+
+    # the sign-in page asks for a new password first, then signs in
+    async with httpx.AsyncClient(base_url=auth.url, timeout=10) as http:
+        form = (await http.get("/login")).text
+        csrf = form.split('name="csrf_token" value="')[1].split('"')[0]
+        signed = await http.post(
+            "/login", data={"csrf_token": csrf, "username": "polly", "password": one_time}
+        )
+        assert signed.status_code == 303 and signed.headers["location"] == "/password"
+        assert (await http.get("/")).status_code == 303, "not signed in before choosing"
+        choose = (await http.get("/password")).text
+        assert "Choose a new password" in choose
+        csrf = choose.split('name="csrf_token" value="')[1].split('"')[0]
+        differ = await http.post(
+            "/password", data={"csrf_token": csrf, "password": "new-pass-1", "again": "other"}
+        )
+        assert differ.status_code == 422 and "New password and Again differ" in differ.text
+        chosen = await http.post(
+            "/password",
+            data={"csrf_token": csrf, "password": "new-pass-1", "again": "new-pass-1"},
+        )
+        assert chosen.status_code == 303
+        assert (await http.get("/")).status_code == 200, "signed in now"
+    renewed = await ates(auth, "token", "polly", "--password", "new-pass-1")
+    assert renewed.exit_code == 0, renewed.output
+    again = await ates(auth, "token", "polly", "--password", one_time)
+    assert again.exit_code == 1, "the one-time password worked once only"
+    async with auth.runtime.db.reader() as session:
+        events = (
+            (
+                await session.execute(
+                    select(outbox.c.payload).where(outbox.c.event_name == "AccountPasswordReset")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    (event,) = [json.loads(e) for e in events]
+    assert event["data"] == {"public_id": polly.public_id, "reset_by_public_id": None}
+    assert one_time not in json.dumps(event)
+
+
 async def test_token_prints_an_access_token_from_the_pkce_flow(auth: AuthServer) -> None:
     polly = await auth.person("polly")
     result = await ates(auth, "token", "polly", "--password", PASSWORD)

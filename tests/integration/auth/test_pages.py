@@ -69,6 +69,22 @@ async def test_an_admin_adds_and_edits_people(auth: AuthServer) -> None:
                 "active": "no",
             },
         )
+        # deactivating asks first, saying what it does, and changes nothing yet
+        assert edited.status_code == 200
+        assert "Deactivate Polly Parrot?" in edited.text
+        assert "will no longer be able to sign in" in edited.text
+        assert "· active" in (await http.get(page)).text
+        edited = await http.post(
+            page,
+            data={
+                "csrf_token": csrf,
+                "full_name": "Polly P. Parrot",
+                "email": "polly@ates.local",
+                "role": "manager",
+                "active": "no",
+                "confirmed": "yes",
+            },
+        )
         assert edited.status_code == 303
         shown = await http.get(page)
         assert "Saved Polly P. Parrot (polly)." in shown.text
@@ -93,7 +109,7 @@ async def test_an_admin_cannot_deactivate_themselves_from_the_page(auth: AuthSer
     async with signed_in(auth, "ada") as http:
         page = f"/people/{ada.public_id}"
         csrf = csrf_of((await http.get(page)).text)
-        await http.post(page, data={"csrf_token": csrf, "active": "no"})
+        await http.post(page, data={"csrf_token": csrf, "active": "no", "confirmed": "yes"})
         shown = await http.get(page)
         assert "you cannot remove your own admin rights" in shown.text
         assert "· active" in shown.text
@@ -116,3 +132,36 @@ async def test_pages_send_strangers_to_the_login_form(auth: AuthServer) -> None:
         answer = await http.get("/people/whatever")
     assert answer.status_code == 303
     assert answer.headers["location"] == "/login?next=%2Fpeople%2Fwhatever"
+
+
+async def test_an_admin_resets_a_password_after_a_confirmation(auth: AuthServer) -> None:
+    await auth.person("ada", role="admin", full_name="Ada Admin")
+    polly = await auth.person("polly", full_name="Polly Parrot")
+    async with signed_in(auth, "ada") as http:
+        person = await http.get(f"/people/{polly.public_id}")
+        assert f'href="/people/{polly.public_id}/password"' in person.text
+        question = await http.get(f"/people/{polly.public_id}/password")
+        assert "Reset Polly Parrot's password?" in question.text
+        assert "Their current password stops working" in question.text
+        forged = await http.post(
+            f"/people/{polly.public_id}/password", data={"csrf_token": "forged"}
+        )
+        assert forged.status_code == 303  # back to the question, nothing reset
+        done = await http.post(
+            f"/people/{polly.public_id}/password", data={"csrf_token": csrf_of(question.text)}
+        )
+        assert done.status_code == 200
+        assert done.headers["cache-control"] == "no-store"
+        one_time = re.search(r'data-testid="one-time-password">([^<]+)<', done.text)
+        assert one_time
+        unknown = await http.get("/people/00000000-0000-4000-8000-000000000000/password")
+        assert unknown.status_code == 404
+    async with httpx.AsyncClient(base_url=auth.url, timeout=10) as http:
+        form = login_form_fields((await http.get("/login")).text)
+        old = await http.post("/login", data={**form, "username": "polly", "password": PASSWORD})
+        assert old.status_code == 401
+        form = login_form_fields(old.text)
+        new = await http.post(
+            "/login", data={**form, "username": "polly", "password": one_time.group(1)}
+        )
+        assert new.headers["location"] == "/password"

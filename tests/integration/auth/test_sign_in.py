@@ -60,7 +60,7 @@ async def test_sign_in_starts_a_new_http_only_session(auth: AuthServer) -> None:
 
         logged_out = await http.post(f"{auth.url}/logout")
         assert logged_out.status_code == 200
-        assert "You are signed out" in logged_out.text
+        assert "You have signed out" in logged_out.text
         assert not await _signed_in(http, auth)
 
 

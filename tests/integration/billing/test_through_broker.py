@@ -144,12 +144,12 @@ async def test_money_moves_and_days_close_through_the_broker(
 
             again = await billing.client.post(close, headers=tokens.headers("admin"))
             assert again.json()["newly_closed"] is False
-            # A task priced now is a marker: billing's stream keeps the order its outbox
-            # published in, so once the marker's price is seen, a second payout written
-            # by the second close would have been seen too.
+            # A task assigned now is a marker: billing's stream keeps the order its outbox
+            # published in, so once the marker's fee is seen (written after its price), a
+            # second payout written by the second close would have been seen too.
             marker, someone = str(uuid.uuid4()), str(uuid.uuid4())
             await publish(broker, ev.task_created(marker), ev.task_assigned(marker, someone))
-            await eventually(lambda: _priced(watcher, marker))
+            await eventually(lambda: _charged(watcher, marker))
             assert watcher.named("PayoutMade") == [paid]
             assert (
                 await balance(billing, tokens, earner),
@@ -206,8 +206,11 @@ async def _has(items: list[dict[str, object]], wanted: dict[str, object]) -> boo
     return wanted in items
 
 
-async def _priced(watcher: Watcher, task: str) -> bool:
-    return any(d["task_public_id"] == task for d in watcher.named("TaskPriced"))
+async def _charged(watcher: Watcher, task: str) -> bool:
+    return any(
+        d["task_public_id"] == task and d["kind"] == "assign_fee"
+        for d in watcher.named("TransactionApplied")
+    )
 
 
 class Printed:

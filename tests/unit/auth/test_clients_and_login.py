@@ -24,7 +24,7 @@ def clients(tmp_path: Path) -> dict[str, Client]:
 
 
 def test_every_dashboard_and_the_cli_is_a_client(clients: dict[str, Client]) -> None:
-    assert set(clients) == {"tasks", "billing", "analytics", "auth", "ates-cli"}
+    assert set(clients) == {"tasks", "billing", "analytics", "notifications", "auth", "ates-cli"}
     tasks = clients["tasks"]
     assert tasks.redirect_uris == ("http://127.0.0.1:8001/oauth/callback",)
     assert tasks.check_endpoint_auth_method("client_secret_basic", "token")

@@ -177,3 +177,17 @@ def test_access_token_claims_are_the_contract() -> None:
         "exp": 1300,
         "jti": "t-1",
     }
+
+
+def test_access_tokens_name_the_person_for_the_pages() -> None:
+    claims = domain.access_token_claims(
+        domain.Identity(public_id="p-1", username="polly", role="worker", full_name="Polly P"),
+        issuer="http://auth",
+        audience="ates-api",
+        client_id="tasks",
+        scope="openid profile",
+        issued_at=1000,
+        ttl_seconds=300,
+        token_id="t-1",
+    )
+    assert claims["name"] == "Polly P"

@@ -193,3 +193,30 @@ def test_day_range_lists_newest_first() -> None:
         date(2026, 3, 1),
         date(2026, 2, 28),
     ]
+
+
+def test_the_first_day_that_can_be_closed() -> None:
+    today = date(2026, 11, 26)
+    first = domain.first_closable
+    assert first(closed_through=None, earliest_movement=None, today=today) == today
+    assert first(closed_through=None, earliest_movement=date(2026, 11, 20), today=today) == date(
+        2026, 11, 20
+    )
+    assert first(closed_through=date(2026, 11, 22), earliest_movement=None, today=today) == date(
+        2026, 11, 23
+    )
+    assert first(closed_through=today, earliest_movement=None, today=today) is None
+
+
+def test_descriptions_write_days_as_the_reader_does() -> None:
+    text = domain.describe(
+        domain.Reason.PAID_OUT,
+        amount_cents=1234,
+        business_date=date(2026, 3, 3),
+        booked_late_from=date(2026, 3, 2),
+        show_day=lambda day: day.strftime("%d.%m.%Y"),
+    )
+    assert text == (
+        "paid out 12.34 $ for 03.03.2026 (happened on 02.03.2026, a day already closed; "
+        "booked on 03.03.2026)"
+    )

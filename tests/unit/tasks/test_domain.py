@@ -95,3 +95,9 @@ def test_an_assignment_is_the_data_of_a_task_assigned_event() -> None:
 def test_text_postgresql_cannot_store_is_refused(check: Any, value: str) -> None:
     with pytest.raises(ValueError):
         check(value)
+
+
+def test_a_search_is_taken_literally() -> None:
+    from ates.services.tasks.queries import like_pattern
+
+    assert like_pattern("100%_off\\") == "%100\\%\\_off\\\\%"

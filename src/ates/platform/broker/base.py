@@ -119,3 +119,9 @@ class Broker(ABC):
     @abstractmethod
     async def log_size(self, domain: str) -> int:
         """How many messages the domain's retained log holds (for replay progress)."""
+
+    @abstractmethod
+    async def lag(self, group: str, domain: str) -> int | None:
+        """How many of the domain's messages for ``group`` the group has not yet
+        acknowledged: the broker's position minus the group's (for metrics and status).
+        None if the broker does not know the group (not created yet)."""

@@ -203,6 +203,7 @@ class NatsBroker(Broker):
         subscription = None
         bound_at = -1
         while True:
+            _stop_if_cancelled()
             try:
                 if subscription is None or bound_at != self._reconnects:
                     # nats-py #504: a pull subscription can go deaf after a server
@@ -269,3 +270,23 @@ class NatsBroker(Broker):
         except nats.js.errors.NotFoundError:
             return 0
         return int(info.state.messages)
+
+    async def lag(self, group: str, domain: str) -> int | None:
+        # Waiting to be delivered, plus delivered and not yet acknowledged.
+        try:
+            info = await self.js.consumer_info(stream_name(domain), group)
+        except nats.js.errors.NotFoundError:
+            return None
+        except (TimeoutError, nats.errors.Error) as error:
+            raise BrokerUnavailable(f"cannot read consumer {group}: {error!r}") from error
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+
+def _stop_if_cancelled() -> None:
+    """Raise if this task was asked to stop. A cancellation can be swallowed on its way
+    through nats-py (Python 3.11's ``asyncio.wait_for`` drops it when what it waits for
+    finishes at the same moment): the loop would go on, and a service stopping would
+    wait for it forever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

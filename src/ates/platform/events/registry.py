@@ -34,6 +34,7 @@ AGGREGATE_KEYS: dict[str, str] = {
     "AccountUpdated": "public_id",
     "AccountRoleChanged": "public_id",
     "AccountDeactivated": "public_id",
+    "AccountPasswordReset": "public_id",
     "TaskCreated": "public_id",
     "TaskAssigned": "task_public_id",
     "TaskCompleted": "task_public_id",

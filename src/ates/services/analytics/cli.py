@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ates.clitools import DataDirOption, console, fail, load_settings, run, service_runtime
-from ates.config import SERVICES, Settings
+from ates.clitools import DataDirOption, console, fail, run, service_runtime, stack_settings
+from ates.servicenames import SERVICES
+
+if TYPE_CHECKING:
+    from ates.config import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -21,12 +24,9 @@ def replay_command(
     service: Annotated[str, typer.Argument(help="The read model to rebuild (analytics).")],
     data_dir: DataDirOption = None,
 ) -> None:
-    """Rebuild a read model from the broker's retained event log (see docs/replay.md).
-
-    Drops the projections and reads every event again from the start of the log.
-
-    A running service pauses meanwhile and then carries on. Safe to run again.
-    """
+    """Rebuild a read model from the broker's retained event log (docs/replay.md). It drops
+    the projections and reads every event again from the start of the log; a running
+    service pauses meanwhile and then carries on. Safe to run again."""
     from ates.platform.replay import is_replayable
     from ates.services.registry import spec
 
@@ -37,7 +37,7 @@ def replay_command(
             f"{service} keeps state of its own and cannot be rebuilt from events; "
             "only a read model can be replayed: analytics"
         )
-    settings = load_settings(data_dir)
+    settings = stack_settings(data_dir)  # the broker of a running `ates up`, if any
     run(_replay(service, settings))
 
 
@@ -63,7 +63,7 @@ async def _replay(service: str, settings: Settings) -> None:
                     BarColumn(),
                     MofNCompleteColumn(),
                     TimeElapsedColumn(),
-                    console=console,
+                    console=console.real,
                 ) as bar:
                     task = bar.add_task(f"replaying {service} from {url}", total=None)
 

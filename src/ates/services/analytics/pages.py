@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 from starlette.requests import Request
 
+from ates.platform.closing import day_state, late_booking_note
+from ates.platform.dates import parse_page_day
 from ates.platform.pages import page_roles
-from ates.platform.params import Day
 from ates.platform.replay import read_generation
 from ates.platform.security import Principal
-from ates.platform.web import render
+from ates.platform.web import flash, render
 from ates.services.analytics import queries
 from ates.services.analytics.api import RuntimeDep, today
 from ates.services.analytics.chart import bar_chart
@@ -44,29 +45,40 @@ def _range(day: dt.date, first: dt.date | None, last: dt.date | None) -> tuple[P
     return Period(first, last), None
 
 
+def _typed(request: Request, label: str, value: str) -> dt.date | None:
+    """A day typed into the form (26.11.2026, or ISO from a link); a bad one is named
+    in a message and left out."""
+    if not value:
+        return None
+    try:
+        return parse_page_day(value)
+    except ValueError as error:
+        flash(request, f"{label}: {error}; left out.", "error")
+        return None
+
+
 @router.get("/", response_class=HTMLResponse)
 async def dashboard_page(
     request: Request,
     runtime: RuntimeDep,
     user: Admin,
-    date: Annotated[Day | None, Query()] = None,
-    first: Annotated[Day | None, Query(alias="from")] = None,
-    last: Annotated[Day | None, Query(alias="to")] = None,
+    date: str = "",
+    first: Annotated[str, Query(alias="from")] = "",
+    last: Annotated[str, Query(alias="to")] = "",
 ) -> HTMLResponse:
     zone = runtime.settings.zone
-    day = date or today(runtime)
-    period, range_problem = _range(day, first, last)
+    day = _typed(request, "Day", date) or today(runtime)
+    period, range_problem = _range(
+        day, _typed(request, "Range from", first), _typed(request, "to", last)
+    )
     async with runtime.db.reader() as session:
         board = await queries.dashboard(session, day, zone)
         debtors = await queries.negative_workers(session)
         lines, overall = await queries.most_expensive_by_day(session, period, zone)
         money = await queries.money_by_day(session, period)
         generation = await read_generation(session, runtime.spec.name)
+        last_closed = await queries.last_closed_day(session)
     chart = bar_chart([(day_label(m.day), m.management_earnings_cents) for m in money])
-
-    def local(moment: dt.datetime) -> str:
-        return moment.astimezone(zone).strftime("%d.%m.%Y %H:%M")
-
     context: dict[str, Any] = {
         "user": user,
         "board": board,
@@ -79,7 +91,10 @@ async def dashboard_page(
         "money": money,
         "chart": chart,
         "rebuilding": generation.rebuilding is not None,
-        "local": local,
+        "states": {
+            m.day: day_state(m.day, closed=m.closed, last_closed=last_closed) for m in money
+        },
+        "late_note": late_booking_note(last_closed, today(runtime)),
         "day_label": day_label,
         "period_name": period_label,
         "dollars": whole_dollars,

@@ -207,6 +207,12 @@ async def money_by_day(session: AsyncSession, period: Period) -> list[DayMoney]:
     return result
 
 
+async def last_closed_day(session: AsyncSession) -> date | None:
+    """The latest day billing announced closed (``DayClosed``)."""
+    last: date | None = await session.scalar(select(func.max(ClosedDay.business_date)))
+    return last
+
+
 def _negative_workers_count() -> Any:
     """How many workers owe money right now (``domain.counts_as_worker``, in SQL)."""
     return (

@@ -10,6 +10,7 @@ from ates.services.auth.oauth.provider import start_provider
 SPEC = ServiceSpec(
     name="auth",
     title="Auth",
+    produces=("accounts",),
     routers=(oauth_routes.router, api.router, pages.router),
     templates=Path(__file__).parent / "templates",
     on_startup=(start_provider,),

@@ -1,31 +1,58 @@
-"""``ates users …``, ``ates keys …`` and ``ates token``."""
+"""``ates users …``, ``ates keys …`` and ``ates token``.
+
+Each command imports the auth service's code when it runs, not when the command line
+loads: ``ates --help`` stays quick.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ates.clitools import DataDirOption, console, fail, load_settings, with_runtime
-from ates.platform.service import Runtime
-from ates.services.auth import handlers
-from ates.services.auth.domain import PersonConflict, PersonRuleError
+from ates.clitools import (
+    DataDirOption,
+    JsonOption,
+    console,
+    fail,
+    load_settings,
+    print_json,
+    print_rows,
+    stack_settings,
+    with_runtime,
+)
 
-users_app = typer.Typer(no_args_is_help=True, help="People (works with or without the stack).")
-keys_app = typer.Typer(no_args_is_help=True, help="Auth's token signing keys.")
+if TYPE_CHECKING:
+    from ates.platform.service import Runtime
+
+users_app = typer.Typer(
+    rich_markup_mode=None,
+    no_args_is_help=True,
+    help="People. These commands work whether or not the system runs.",
+)
+keys_app = typer.Typer(
+    rich_markup_mode=None, no_args_is_help=True, help="The keys auth signs tokens with."
+)
+
+ROLE_HELP = "One of admin, manager, accountant or worker."
 
 
 @users_app.command("create")
 def create(
     username: str,
-    role: Annotated[str, typer.Option(help="admin, manager, accountant or worker")],
+    role: Annotated[str, typer.Option(help=ROLE_HELP)],
     password: Annotated[str, typer.Option(help="At least 8 characters.")],
-    email: Annotated[str | None, typer.Option()] = None,
-    full_name: Annotated[str | None, typer.Option("--full-name")] = None,
+    email: Annotated[str | None, typer.Option(help="Their email address.")] = None,
+    full_name: Annotated[
+        str | None, typer.Option("--full-name", help="Their name as pages show it.")
+    ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Create a person (publishes AccountCreated)."""
+    """Create a person (announced as AccountCreated)."""
+    from ates.services.auth import handlers
+    from ates.services.auth.domain import PersonRuleError
+
     settings = load_settings(data_dir)
     command = handlers.CreatePerson(
         username=username, role=role, password=password, email=email, full_name=full_name
@@ -45,26 +72,34 @@ def create(
 
 
 @users_app.command("list")
-def list_(data_dir: DataDirOption = None) -> None:
-    """List people."""
-    from rich.table import Table
+def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
+    """List everyone, by username, with whole ids and emails whatever the terminal's width."""
+    from ates.services.auth import handlers
 
     settings = load_settings(data_dir)
 
-    async def _list(runtime: Runtime) -> None:
-        async with runtime.uow() as uow:
-            people = await handlers.list_people(uow)
-        table = Table("username", "role", "active", "full name", "email", "public id")
-        for p in people:
-            table.add_row(
-                p.username, p.role, "yes" if p.active else "no", p.full_name, p.email, p.public_id
-            )
-        console.print(table)
+    async def _list(runtime: Runtime) -> list[dict[str, Any]]:
+        async with runtime.uow() as uow:  # read inside: the objects expire with it
+            return [p.as_json() for p in await handlers.list_people(uow)]
 
-    with_runtime("auth", settings, _list)
+    people = with_runtime("auth", settings, _list)
+    if as_json:
+        print_json(people)
+        return
+    columns = ("username", "role", "active", "full_name", "email", "public_id")
+    print_rows(
+        tuple(c.replace("_", " ") for c in columns),
+        [
+            tuple(("yes" if p[c] else "no") if c == "active" else str(p[c]) for c in columns)
+            for p in people
+        ],
+    )
 
 
 def _change(username: str, data_dir: DataDirOption, **change: object) -> None:
+    from ates.services.auth import handlers
+    from ates.services.auth.domain import PersonConflict, PersonRuleError
+
     settings = load_settings(data_dir)
 
     async def _apply(runtime: Runtime) -> None:
@@ -91,23 +126,48 @@ def _change(username: str, data_dir: DataDirOption, **change: object) -> None:
 @users_app.command("set-role")
 def set_role(
     username: str,
-    role: Annotated[str, typer.Argument(help="admin, manager, accountant or worker")],
+    role: Annotated[str, typer.Argument(help=ROLE_HELP)],
     data_dir: DataDirOption = None,
 ) -> None:
-    """Change a person's role (publishes AccountRoleChanged and AccountUpdated)."""
+    """Change a person's role (announced as AccountRoleChanged and AccountUpdated)."""
     _change(username, data_dir, role=role)
 
 
 @users_app.command("deactivate")
 def deactivate(username: str, data_dir: DataDirOption = None) -> None:
-    """Deactivate a person: no sign-in, refresh tokens revoked (AccountDeactivated)."""
+    """Deactivate a person: they can no longer sign in, and their refresh tokens are
+    revoked (announced as AccountDeactivated)."""
     _change(username, data_dir, active=False)
 
 
 @users_app.command("activate")
 def activate(username: str, data_dir: DataDirOption = None) -> None:
-    """Reactivate a deactivated person (AccountUpdated)."""
+    """Reactivate a deactivated person (announced as AccountUpdated)."""
     _change(username, data_dir, active=True)
+
+
+@users_app.command("reset-password")
+def reset_password(username: str, data_dir: DataDirOption = None) -> None:
+    """Give a person a one-time password, printed here for you to tell them; they choose
+    their own at their next sign-in (announced as AccountPasswordReset)."""
+    from ates.services.auth import handlers
+
+    settings = load_settings(data_dir)
+
+    async def _reset(runtime: Runtime) -> str:
+        async with runtime.uow() as uow:
+            person = await handlers.find_person(uow, username)
+        if person is None:
+            fail(f"no person with username {username!r}", code=1)
+        async with runtime.uow() as uow:
+            _, one_time = await handlers.reset_password(
+                uow, handlers.ResetPassword(public_id=person.public_id)
+            )
+        return one_time
+
+    one_time = with_runtime("auth", settings, _reset)
+    console.print(f"{username}'s one-time password (they choose their own at the next sign-in):")
+    typer.echo(one_time)
 
 
 @keys_app.command("rotate")
@@ -127,19 +187,31 @@ def rotate(data_dir: DataDirOption = None) -> None:
 
 
 @keys_app.command("list")
-def list_keys(data_dir: DataDirOption = None) -> None:
-    """List signing keys, newest last: kid, algorithm, created, retires (one per line)."""
+def list_keys(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
+    """List the signing keys, newest last: key id, algorithm, created, retires."""
     from ates.services.auth.oauth.keys import KeyStore
 
     settings = load_settings(data_dir)
 
-    async def _list(runtime: Runtime) -> None:
-        # plain lines, not a table: a kid is long and scripts read this
-        for key in await KeyStore(runtime.db).list():
-            retires = key.retire_at.isoformat() if key.retire_at else "-"
-            typer.echo(f"{key.kid}\t{key.algorithm}\t{key.created_at.isoformat()}\t{retires}")
+    async def _list(runtime: Runtime) -> list[tuple[str, str, str, str]]:
+        return [
+            (
+                str(key.kid),
+                key.algorithm,
+                key.created_at.isoformat(),
+                key.retire_at.isoformat() if key.retire_at else "-",
+            )
+            for key in await KeyStore(runtime.db).list()
+        ]
 
-    with_runtime("auth", settings, _list)
+    keys = with_runtime("auth", settings, _list)
+    if as_json:
+        names = ("kid", "algorithm", "created_at", "retire_at")
+        print_json([dict(zip(names, key, strict=True)) for key in keys])
+        return
+    # plain tab-separated lines: a kid is long and scripts read this
+    for key in keys:
+        typer.echo("\t".join(key))
 
 
 def token(
@@ -147,11 +219,12 @@ def token(
     password: Annotated[str, typer.Option(help="The person's password.")],
     data_dir: DataDirOption = None,
 ) -> None:
-    """Print an access token for USERNAME, got from the running auth service through the
-    PKCE flow of the ``ates-cli`` client (for scripts and curl)."""
+    """Print an access token for USERNAME, for scripts and curl. It comes from the running
+    auth service through the sign-in flow of the command line's own client; the system is
+    found from its data directory."""
     from ates.services.auth.password_login import LoginFailed, password_login
 
-    settings = load_settings(data_dir)
+    settings = stack_settings(data_dir)
     try:
         response = password_login(settings.public_url("auth"), username, password)
     except LoginFailed as error:

@@ -219,6 +219,7 @@ class Identity:
     public_id: str
     username: str
     role: str
+    full_name: str = ""
 
 
 def access_token_claims(
@@ -239,6 +240,8 @@ def access_token_claims(
         "sub": identity.public_id,
         "role": identity.role,
         "preferred_username": identity.username,
+        # OpenID's standard claim for a display name: the dashboards greet people by it
+        **({"name": identity.full_name} if identity.full_name else {}),
         "client_id": client_id,
         "scope": scope,
         "iat": issued_at,

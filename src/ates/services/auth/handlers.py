@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -65,7 +66,12 @@ def profile(person: Person) -> domain.Profile:
 
 
 def identity(person: Person) -> domain.Identity:
-    return domain.Identity(public_id=person.public_id, username=person.username, role=person.role)
+    return domain.Identity(
+        public_id=person.public_id,
+        username=person.username,
+        role=person.role,
+        full_name=person.full_name,
+    )
 
 
 async def create_person(uow: UnitOfWork, command: CreatePerson) -> Person:
@@ -166,6 +172,54 @@ async def change_person(uow: UnitOfWork, command: ChangePerson) -> Person:
         await revoke_person_tokens(session, person.public_id, datetime.now(UTC))
         await uow.emit("AccountDeactivated", {"public_id": person.public_id})
     await uow.emit("AccountUpdated", {"public_id": person.public_id, **person_fields(person)})
+    await uow.commit()
+    return person
+
+
+@dataclass(frozen=True)
+class ResetPassword:
+    """An admin's reset of someone's password (``actor_public_id`` None: an operator)."""
+
+    public_id: str
+    actor_public_id: str | None = None
+
+
+ONE_TIME_PASSWORD_BYTES = 9  # 12 characters of base64url: 72 random bits
+
+
+async def reset_password(uow: UnitOfWork, command: ResetPassword) -> tuple[Person, str]:
+    """Give the person a one-time password (returned, to be told to them; stored only
+    hashed), to be replaced at their next sign-in. Their old password stops working and
+    their refresh tokens are revoked in the same transaction; ``AccountPasswordReset``
+    announces it."""
+    session = uow.session
+    person = await session.scalar(
+        select(Person).where(Person.public_id == command.public_id).with_for_update()
+    )
+    if person is None:
+        raise PersonNotFound(f"no person {command.public_id}")
+    one_time = secrets.token_urlsafe(ONE_TIME_PASSWORD_BYTES)
+    person.password_hash = await new_password_hash(one_time)
+    person.must_change_password = True
+    await revoke_person_tokens(session, person.public_id, datetime.now(UTC))
+    await uow.emit(
+        "AccountPasswordReset",
+        {"public_id": person.public_id, "reset_by_public_id": command.actor_public_id},
+    )
+    await uow.commit()
+    return person, one_time
+
+
+async def choose_password(uow: UnitOfWork, public_id: str, password: str) -> Person:
+    """The person's own new password, replacing a one-time one."""
+    domain.check_password(password)
+    person = await uow.session.scalar(
+        select(Person).where(Person.public_id == public_id).with_for_update()
+    )
+    if person is None:
+        raise PersonNotFound(f"no person {public_id}")
+    person.password_hash = await new_password_hash(password)
+    person.must_change_password = False
     await uow.commit()
     return person
 

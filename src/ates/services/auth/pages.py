@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from ates.platform.login import safe_next
 from ates.platform.params import is_uuid
-from ates.platform.web import flash, render
+from ates.platform.web import error_page, flash, render
 from ates.services.auth import handlers
 from ates.services.auth.domain import ROLES, PersonConflict, PersonRuleError
 from ates.services.auth.handlers import SignInRefused
@@ -31,6 +31,9 @@ from ates.services.auth.session import (
 router = APIRouter(include_in_schema=False)
 
 FORM_EXPIRED = "The form expired. Please try again."
+# after a correct one-time password: whose new password the "choose" form sets, and where
+# to go then (nobody is signed in until they have chosen it)
+CHOOSING_KEY = "choosing_password"
 
 
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
@@ -104,8 +107,57 @@ async def login(
     except SignInRefused as refused:
         status = 429 if refused.locked else 401
         return _login_page(request, next_url, error=str(refused), username=username, status=status)
+    if person.must_change_password:
+        request.session[CHOOSING_KEY] = {"public_id": person.public_id, "next": next_url}
+        return RedirectResponse("/password", status_code=303)
     await start_session(request, person)
     return RedirectResponse(next_url, status_code=303)
+
+
+def _choose_page(request: Request, error: str | None = None, status: int = 200) -> Response:
+    return page(
+        request,
+        "choose_password.html",
+        status_code=status,
+        user=None,
+        error=error,
+        csrf_token=csrf_token(request),
+    )
+
+
+@router.get("/password")
+async def choose_password_form(request: Request) -> Response:
+    """After signing in with a one-time password: choose your own before going on."""
+    if not isinstance(request.session.get(CHOOSING_KEY), dict):
+        return RedirectResponse("/login", status_code=303)
+    return _choose_page(request)
+
+
+@router.post("/password")
+async def choose_password(
+    request: Request,
+    password: Annotated[str, Form()] = "",
+    again: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form(alias=CSRF_FIELD)] = "",
+) -> Response:
+    choosing = request.session.get(CHOOSING_KEY)
+    if not isinstance(choosing, dict):
+        return RedirectResponse("/login", status_code=303)
+    if not csrf_ok(request, csrf):
+        return _choose_page(request, FORM_EXPIRED, 400)
+    if password != again:
+        return _choose_page(request, "New password and Again differ: type the same twice.", 422)
+    try:
+        async with request.app.state.runtime.uow() as uow:
+            person = await handlers.choose_password(uow, choosing["public_id"], password)
+    except PersonRuleError as rule:
+        return _choose_page(request, f"New password: {rule.message}.", 422)
+    except handlers.PersonNotFound:
+        request.session.pop(CHOOSING_KEY, None)
+        return RedirectResponse("/login", status_code=303)
+    await start_session(request, person)  # a new session: the marker goes with the old
+    flash(request, "Your new password is set.", "success")
+    return RedirectResponse(safe_next(choosing.get("next")), status_code=303)
 
 
 @router.post("/logout")
@@ -189,13 +241,7 @@ async def person_page(request: Request, public_id: str, admin: SignedInAdmin) ->
         async with request.app.state.runtime.uow() as uow:
             person = await handlers.get_person(uow, public_id)
     except handlers.PersonNotFound:
-        return page(
-            request,
-            "forbidden.html",
-            status_code=404,
-            user=principal(admin),
-            message="There is no such person.",
-        )
+        return error_page(request, 404, "There is no such person.")
     return page(
         request,
         "person.html",
@@ -215,11 +261,28 @@ async def change_person(
     email: Annotated[str, Form()] = "",
     role: Annotated[str, Form()] = "",
     active: Annotated[str, Form()] = "",
+    confirmed: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form(alias=CSRF_FIELD)] = "",
 ) -> Response:
     if not csrf_ok(request, csrf):
         flash(request, FORM_EXPIRED, "error")
         return RedirectResponse(f"/people/{public_id}", status_code=303)
+    if active == "no" and confirmed != "yes" and is_uuid(public_id):
+        async with request.app.state.runtime.uow() as uow:
+            try:
+                before = await handlers.get_person(uow, public_id)
+            except handlers.PersonNotFound:
+                before = None
+        if before is not None and before.active:
+            # deactivating is the one edit that locks someone out: ask first
+            return page(
+                request,
+                "confirm_deactivate.html",
+                user=principal(admin),
+                person=before,
+                form={"full_name": full_name, "email": email, "role": role, "active": active},
+                csrf_token=csrf_token(request),
+            )
     command = handlers.ChangePerson(
         public_id=public_id,
         role=role or None,
@@ -241,3 +304,51 @@ async def change_person(
         return RedirectResponse(f"/people/{public_id}", status_code=303)
     flash(request, f"Saved {person.full_name} ({person.username}).", "success")
     return RedirectResponse(f"/people/{public_id}", status_code=303)
+
+
+@router.get("/people/{public_id}/password")
+async def confirm_reset(request: Request, public_id: str, admin: SignedInAdmin) -> Response:
+    """The question before a password reset, saying what it does."""
+    person = await _person_or_none(request, public_id)
+    if person is None:
+        return error_page(request, 404, "There is no such person.")
+    return page(
+        request,
+        "confirm_reset.html",
+        user=principal(admin),
+        person=person,
+        csrf_token=csrf_token(request),
+    )
+
+
+@router.post("/people/{public_id}/password")
+async def reset_password(
+    request: Request,
+    public_id: str,
+    admin: SignedInAdmin,
+    csrf: Annotated[str, Form(alias=CSRF_FIELD)] = "",
+) -> Response:
+    if not csrf_ok(request, csrf):
+        flash(request, FORM_EXPIRED, "error")
+        return RedirectResponse(f"/people/{public_id}/password", status_code=303)
+    if await _person_or_none(request, public_id) is None:
+        return error_page(request, 404, "There is no such person.")
+    command = handlers.ResetPassword(public_id=public_id, actor_public_id=admin.public_id)
+    async with request.app.state.runtime.uow() as uow:
+        person, one_time = await handlers.reset_password(uow, command)
+    # shown once, on this answer only: never in a flash (the session cookie) or a log
+    response = page(
+        request, "reset_done.html", user=principal(admin), person=person, one_time=one_time
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def _person_or_none(request: Request, public_id: str) -> Person | None:
+    if not is_uuid(public_id):
+        return None
+    async with request.app.state.runtime.uow() as uow:
+        try:
+            return await handlers.get_person(uow, public_id)
+        except handlers.PersonNotFound:
+            return None

@@ -107,6 +107,11 @@ def _sign_in(
             location = urljoin(str(response.url), response.headers["location"])
             if location.startswith(redirect_uri):
                 return location
+            if urlsplit(location).path == "/password":
+                raise LoginFailed(
+                    "this is a one-time password: sign in once on auth's sign-in page to "
+                    "choose your own, then use that"
+                )
             response = browser.get(location)
             continue
         page = _parse(response.text)

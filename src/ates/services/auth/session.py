@@ -52,7 +52,10 @@ def runtime_of(request: Request) -> Any:
 
 def principal(person: Person) -> Principal:
     return Principal(
-        public_id=uuid.UUID(person.public_id), role=person.role, username=person.username
+        public_id=uuid.UUID(person.public_id),
+        role=person.role,
+        username=person.username,
+        full_name=person.full_name,
     )
 
 

@@ -20,6 +20,7 @@ async def record_timezone(runtime: Runtime) -> None:
 SPEC = ServiceSpec(
     name="billing",
     title="Accounting",
+    produces=("billing",),
     consumes=HANDLERS,
     routers=(api.router, pages.router),
     background=(days.run_day_closer,),

@@ -143,12 +143,12 @@ async def book_task_events(events: Sequence[Event], uow: UnitOfWork, rng: random
         data = event.data
         match event.event_name:
             case "TaskCreated":  # a v1 event arrives upcast: the jira id is out of the title
-                task = await _priced(run, uow, data["public_id"], rng, now)
+                task = await _priced(run, uow, event, data["public_id"], rng, now)
                 task.title, task.jira_id = data["title"], data.get("jira_id")
                 run.names[data["public_id"]] = (task.title, task.jira_id)
             case "TaskAssigned":
                 task_id = data["task_public_id"]
-                task = await _priced(run, uow, task_id, rng, now)
+                task = await _priced(run, uow, event, task_id, rng, now)
                 shuffled = data["reason"] == "shuffle"
                 await _post(
                     run,
@@ -163,7 +163,7 @@ async def book_task_events(events: Sequence[Event], uow: UnitOfWork, rng: random
             case "TaskCompleted":
                 task_id = data["task_public_id"]
                 completed_at = _moment(data["completed_at"], "completed_at")
-                task = await _priced(run, uow, task_id, rng, now)
+                task = await _priced(run, uow, event, task_id, rng, now)
                 if str(event.event_id) in run.booked:
                     continue
                 if task_id in run.rewarded:
@@ -237,9 +237,15 @@ async def _accounts_of(
 
 
 async def _priced(
-    run: _Run, uow: UnitOfWork, task_public_id: str, rng: random.Random, now: datetime
+    run: _Run,
+    uow: UnitOfWork,
+    event: Event,
+    task_public_id: str,
+    rng: random.Random,
+    now: datetime,
 ) -> _Task:
-    """The task with its price, drawn and announced the first time billing hears of it."""
+    """The task with its price, drawn and announced the first time billing hears of it
+    (the announcement continues the trace of ``event``, which made billing hear of it)."""
     task = run.tasks.get(task_public_id)
     if task is not None:
         return task
@@ -260,6 +266,7 @@ async def _priced(
             "assign_fee_cents": price.assign_fee_cents,
             "reward_cents": price.reward_cents,
         },
+        caused_by=event,
     )
     return task
 
@@ -319,6 +326,7 @@ async def _post(
             "applied_at": booked.applied_at.isoformat().replace("+00:00", "Z"),
             "description": description,
         },
+        caused_by=event,
     )
 
 

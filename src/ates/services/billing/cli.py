@@ -7,16 +7,20 @@ They work on billing's database whether or not the service runs; events they cau
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ates.clitools import DataDirOption, console, fail, load_settings, with_runtime
 from ates.platform.money import format_cents
-from ates.platform.service import Runtime
-from ates.services.billing import days, domain, ledger, verify
 
-billing_app = typer.Typer(no_args_is_help=True, help="Accounting: close days, check the books.")
+if TYPE_CHECKING:
+    from ates.platform.service import Runtime
+    from ates.services.billing import days
+
+billing_app = typer.Typer(
+    rich_markup_mode=None, no_args_is_help=True, help="Accounting: close days, check the books."
+)
 
 
 @billing_app.command("close-day")
@@ -24,7 +28,10 @@ def close_day(
     day: Annotated[str, typer.Argument(metavar="YYYY-MM-DD", help="The business day to close.")],
     data_dir: DataDirOption = None,
 ) -> None:
-    """Close a business day: pay out positive balances, carry debts over (idempotent)."""
+    """Close a business day: pay out positive balances and carry debts over. Closing a
+    day again pays nothing twice."""
+    from ates.services.billing import days, domain, ledger
+
     try:
         target = date.fromisoformat(day)
     except ValueError:
@@ -58,7 +65,9 @@ def close_day(
 
 @billing_app.command("verify")
 def verify_books(data_dir: DataDirOption = None) -> None:
-    """Check the ledger's invariants; exit 1 if any is broken."""
+    """Check the ledger's invariants; exit with 1 if any is broken."""
+    from ates.services.billing import verify
+
     settings = load_settings(data_dir)
 
     async def _check(runtime: Runtime) -> list[str]:

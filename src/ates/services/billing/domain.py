@@ -12,7 +12,7 @@ person's balance is the plain sum of their legs. A fee is ``-fee`` for the perso
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
@@ -199,6 +199,18 @@ def days_to_close(
     return [first + timedelta(days=n) for n in range((target - first).days + 1)]
 
 
+def first_closable(
+    *, closed_through: date | None, earliest_movement: date | None, today: date
+) -> date | None:
+    """The first day a close would close: the day after the last closed one, else the
+    first day with movements, else today; None when every day through today is closed."""
+    if closed_through is not None:
+        first = closed_through + timedelta(days=1)
+    else:
+        first = min(earliest_movement or today, today)
+    return first if first <= today else None
+
+
 def day_range(last: date, days: int) -> list[date]:
     """``days`` dates ending with ``last``, newest first (for dashboards by day)."""
     return [last - timedelta(days=n) for n in range(days)]
@@ -221,8 +233,10 @@ def describe(
     business_date: date,
     task: str | None = None,
     booked_late_from: date | None = None,
+    show_day: Callable[[date], str] = date.isoformat,
 ) -> str:
-    """A readable line naming the task and why money moved (B5)."""
+    """A readable line naming the task and why money moved (B5); ``show_day`` writes its
+    days (ISO in events and the API, the pages' format on pages)."""
     money = format_cents(amount_cents)
     match reason:
         case Reason.ASSIGNED:
@@ -232,11 +246,11 @@ def describe(
         case Reason.COMPLETED:
             text = f"completed: {task}, reward {money}"
         case Reason.PAID_OUT:
-            text = f"paid out {money} for {business_date.isoformat()}"
+            text = f"paid out {money} for {show_day(business_date)}"
     if booked_late_from is not None:
         text += (
-            f" (happened on {booked_late_from.isoformat()}, a day already closed; "
-            f"booked on {business_date.isoformat()})"
+            f" (happened on {show_day(booked_late_from)}, a day already closed; "
+            f"booked on {show_day(business_date)})"
         )
     return text
 

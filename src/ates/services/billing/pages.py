@@ -1,6 +1,8 @@
-"""Billing's HTML pages (B1, B6, B8): my account by day for everyone; the company view —
-management earnings today and per day, every account, closing a day — for admins and
-accountants. Forms post, then redirect (303) with a flash message."""
+"""Billing's HTML pages (B1, B6, B8): my account by day for everyone (the balance at the
+start and end of the day, the day's total, its audit log); the company view —
+management earnings today and per day, each day's movements by person, every account,
+closing a day — for admins and accountants; and the money of one task. Forms post, then
+redirect (303) with a flash message."""
 
 from __future__ import annotations
 
@@ -11,11 +13,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from ates.platform.closing import day_state, late_booking_note
+from ates.platform.dates import format_day, parse_page_day
 from ates.platform.money import format_cents
 from ates.platform.pages import PageUser, page_roles
-from ates.platform.params import parse_day
+from ates.platform.params import is_uuid, parse_day
 from ates.platform.security import Principal
-from ates.platform.web import flash, render
+from ates.platform.web import error_page, flash, render
 from ates.services.billing import days, domain, ledger, queries
 from ates.services.billing.api import RuntimeDep, today
 from ates.services.billing.models import Account
@@ -32,9 +36,9 @@ def _day(request: Request, value: str | None, fallback: date) -> date:
     if not value:
         return fallback
     try:
-        return parse_day(value)
+        return parse_page_day(value)
     except ValueError as error:
-        flash(request, f"date: {error}; showing today.", "error")
+        flash(request, f"Day: {error}; showing today.", "error")
         return fallback
 
 
@@ -49,10 +53,13 @@ async def _account_page(
     base_url: str,
 ) -> HTMLResponse:
     movements: list[queries.Movement] = []
-    if account is not None:
-        async with runtime.db.reader() as session:
-            movements = await queries.day_log(session, account, day)
-    zone = runtime.settings.zone
+    figures = None
+    async with runtime.db.reader() as session:
+        if account is not None:
+            movements = await queries.day_log(session, account, day, show_day=format_day)
+            figures = await queries.day_figures(session, account, day)
+        books = await ledger.books(session, lock="none")
+    now = today(runtime)
     return render(
         request,
         "account.html",
@@ -60,13 +67,13 @@ async def _account_page(
         heading=heading,
         account=account,
         day=day,
+        is_today=day == now,
+        figures=figures,
         base_url=base_url,
         previous_day=day - timedelta(days=1),
         next_day=day + timedelta(days=1),
-        movements=[
-            {**m.to_json(), "time": m.applied_at.astimezone(zone).strftime("%H:%M")}
-            for m in movements
-        ],
+        movements=movements,
+        late_note=late_booking_note(books.closed_through, now),
         accounting=user.has_role(*ACCOUNTING),
     )
 
@@ -135,13 +142,20 @@ async def company(
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # beyond int4: no such page
 ) -> HTMLResponse:
     now = today(runtime)
-    last = _day(request, day, now)
-    listed = domain.day_range(last, days_back)
     async with runtime.db.reader() as session:
+        closed_through = (await ledger.books(session, lock="none")).closed_through
+        earliest = await queries.earliest_movement(session)
+        # after today was closed, movements go to the first open day: show it too
+        first_open = closed_through + timedelta(days=1) if closed_through else None
+        default_last = first_open if first_open and first_open > now else now
+        last = _day(request, day, default_last)
+        listed = domain.day_range(last, days_back)
         earnings = await queries.earnings_by_day(session, [now, *listed])
         closed = await queries.closed_days(session, listed)
-        closed_through = (await ledger.books(session, lock="none")).closed_through
         people = await queries.people(session, limit=PEOPLE_PAGE + 1, offset=offset)
+    closable = domain.first_closable(
+        closed_through=closed_through, earliest_movement=earliest, today=now
+    )
     return render(
         request,
         "company.html",
@@ -155,14 +169,78 @@ async def company(
                 "date": d,
                 "earnings": earnings[d],
                 "closed": closed.get(d),
-                # days up to the last close are shut even when nothing happened on them
-                "shut": closed_through is not None and d <= closed_through,
+                "state": day_state(d, closed=d in closed, last_closed=closed_through),
             }
             for d in listed
         ],
         people=people[:PEOPLE_PAGE],
         next_offset=offset + PEOPLE_PAGE if len(people) > PEOPLE_PAGE else None,
-        close_default=now - timedelta(days=1),
+        closable=closable,
+        closed_through=closed_through,
+        late_note=late_booking_note(closed_through, now),
+    )
+
+
+@router.get("/days/{day}", response_class=HTMLResponse)
+async def day_detail(
+    request: Request, day: str, user: AccountingPage, runtime: RuntimeDep
+) -> HTMLResponse:
+    """One business day: its earnings, whether it is closed, and who moved how much."""
+    try:
+        chosen = parse_day(day)
+    except ValueError as error:
+        return error_page(request, 404, f"There is no such day: {error}.")
+    async with runtime.db.reader() as session:
+        closed_through = (await ledger.books(session, lock="none")).closed_through
+        earnings = (await queries.earnings_by_day(session, [chosen]))[chosen]
+        closed = (await queries.closed_days(session, [chosen])).get(chosen)
+        people = await queries.people_on(session, chosen)
+    return render(
+        request,
+        "day.html",
+        user=user,
+        day=chosen,
+        earnings=earnings,
+        closed=closed,
+        state=day_state(chosen, closed=closed is not None, last_closed=closed_through),
+        people=people,
+        previous_day=chosen - timedelta(days=1),
+        next_day=chosen + timedelta(days=1),
+    )
+
+
+@router.get("/tasks/{task_public_id}", response_class=HTMLResponse)
+async def task_money(
+    request: Request, task_public_id: str, user: PageUser, runtime: RuntimeDep
+) -> HTMLResponse:
+    """The price of a task and the money it moved: every account's for admins and
+    accountants, the person's own for anyone else."""
+    accounting = user.has_role(*ACCOUNTING)
+    async with runtime.db.reader() as session:
+        task = (
+            await queries.task_price(session, task_public_id) if is_uuid(task_public_id) else None
+        )
+        if task is None:
+            return error_page(request, 404, "Billing has not heard of this task.")
+        own = None if accounting else await queries.account_of(session, str(user.public_id))
+        movements = (
+            await queries.task_movements(
+                session,
+                task_public_id,
+                owner_account_id=None if accounting else (own.id if own else -1),
+                show_day=format_day,
+            )
+            if accounting or own is not None
+            else []
+        )
+    return render(
+        request,
+        "task.html",
+        user=user,
+        task=task,
+        label=domain.task_label(task.title, task.jira_id, task.public_id),
+        movements=movements,
+        accounting=accounting,
     )
 
 
@@ -175,25 +253,31 @@ async def close_day(
 ) -> RedirectResponse:
     back = RedirectResponse("/company", status_code=303)
     try:
-        target = parse_day(day)
+        target = parse_page_day(day)
     except ValueError as error:
-        flash(request, f"Not closed. date: {error}.", "error")
+        flash(request, f"Not closed. Day: {error}.", "error")
         return back
     try:
         async with runtime.uow() as uow:
             result = await days.close_day(uow, target, now=datetime.now(UTC))
-    except domain.DayRuleError as error:
-        flash(request, f"Not closed. {error}", "error")
+    except domain.DayRuleError:
+        flash(
+            request,
+            f"Not closed. {format_day(target)} is in the future: only today or a past day "
+            "can be closed.",
+            "error",
+        )
         return back
+    shown = format_day(target)
     if not result.newly_closed:
-        flash(request, f"{target.isoformat()} was already closed; nothing paid again.")
+        flash(request, f"{shown} was already closed; nothing paid again.")
         return back
     earlier = (
         f" (and the open days before it: {len(result.also_closed)})" if result.also_closed else ""
     )
     flash(
         request,
-        f"Closed {target.isoformat()}{earlier}: {len(result.payouts)} payouts, "
+        f"Closed {shown}{earlier}: {len(result.payouts)} payouts, "
         f"{format_cents(result.paid_cents)} paid out.",
     )
     return back

@@ -1,8 +1,12 @@
-"""The notifications service: no pages; it consumes events and prints messages."""
+"""The notifications service: it consumes events, prints messages, and shows each person
+the messages sent to them ("My notifications")."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ates.platform.service import ServiceSpec
+from ates.services.notifications import pages
 from ates.services.notifications.handlers import HANDLERS
 from ates.services.notifications.sender import run_sender
 
@@ -10,5 +14,7 @@ SPEC = ServiceSpec(
     name="notifications",
     title="Notifications",
     consumes=HANDLERS,
+    routers=(pages.router,),
+    templates=Path(__file__).parent / "templates",
     background=(run_sender,),
 )

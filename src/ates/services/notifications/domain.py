@@ -5,6 +5,7 @@ Nothing is really sent: each message becomes one line on stdout (see ``notifier`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Final
@@ -70,7 +71,14 @@ def assignment_messages(person: Recipient, task: TaskRef, reason: str) -> list[M
     return [Message(channel, person.address(channel), text) for channel in CHANNELS]
 
 
-def payout_messages(person: Recipient, amount_cents: int, day: date) -> list[Message]:
-    """B7: the day's payout, by email."""
-    text = f"{person.name}, you were paid {format_cents(amount_cents)} for {day.isoformat()}."
+def payout_messages(
+    person: Recipient,
+    amount_cents: int,
+    day: date,
+    *,
+    show_day: Callable[[date], str] = date.isoformat,
+) -> list[Message]:
+    """B7: the day's payout, by email (``show_day`` writes the day: ISO when printed,
+    the pages' format on a page)."""
+    text = f"{person.name}, you were paid {format_cents(amount_cents)} for {show_day(day)}."
     return [Message(EMAIL, person.address(EMAIL), text)]

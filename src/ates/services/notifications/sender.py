@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import structlog
 from sqlalchemy import and_, or_, select
@@ -35,7 +35,13 @@ GRACE = timedelta(minutes=1)
 BATCH = 200
 
 
-def messages_for(notice: Notice, person: Person | None, task: TaskCopy | None) -> list[Message]:
+def messages_for(
+    notice: Notice,
+    person: Person | None,
+    task: TaskCopy | None,
+    *,
+    show_day: Callable[[date], str] = date.isoformat,
+) -> list[Message]:
     recipient = Recipient(
         public_id=notice.person_public_id,
         full_name=person.full_name if person else None,
@@ -44,7 +50,9 @@ def messages_for(notice: Notice, person: Person | None, task: TaskCopy | None) -
     )
     if notice.kind == PAYOUT:
         assert notice.amount_cents is not None and notice.business_date is not None
-        return payout_messages(recipient, notice.amount_cents, notice.business_date)
+        return payout_messages(
+            recipient, notice.amount_cents, notice.business_date, show_day=show_day
+        )
     assert notice.task_public_id is not None
     ref = TaskRef(
         notice.task_public_id, task.title if task else None, task.jira_id if task else None

@@ -1,7 +1,9 @@
 """The tasks JSON API (DESIGN.md §4 tasks): parse, call a use case, answer.
 
-Lists are pages: a JSON array, newest first, at most ``limit`` (≤ 200) tasks; when there
-is more, the response carries ``Link: <…&cursor=N>; rel="next"`` (RFC 8288).
+Lists are pages: a JSON array, newest first (or latest completed first with
+``sort=completed``), at most ``limit`` (≤ 200) tasks; when there is more, the response
+carries ``Link: <…&cursor=N>; rel="next"`` (RFC 8288). ``q``, ``assignee``, ``status`` and
+``created_by`` narrow the list, as the All tasks page does.
 """
 
 from __future__ import annotations
@@ -94,6 +96,18 @@ class TaskOut(BaseModel):
         )
 
 
+class AssignmentOut(BaseModel):
+    """One entry of a task's assignment history (what its ``TaskAssigned`` said)."""
+
+    assignee_public_id: str
+    previous_assignee_public_id: str | None
+    reason: Literal["created", "shuffle", "recorded"] = Field(
+        description="recorded: the assignee when the history began (older tasks)"
+    )
+    shuffle_id: str | None
+    assigned_at: datetime
+
+
 class ShuffleOut(BaseModel):
     shuffle_id: str
     reassigned: int
@@ -121,6 +135,24 @@ Assignee = Annotated[
 Cursor = Annotated[int | None, Query(ge=1, le=queries.MAX_CURSOR)]
 
 
+def _searchable(value: str | None) -> str | None:
+    # PostgreSQL text cannot hold a NUL: no task has one, and the database would refuse it
+    if value is not None and "\x00" in value:
+        raise ValueError(domain.NO_NUL)
+    return value
+
+
+Search = Annotated[
+    str | None,
+    AfterValidator(_searchable),
+    Query(
+        max_length=queries.MAX_QUERY,
+        description="part of the title or the jira id, any case",
+        json_schema_extra={"pattern": r"^[^\x00]*$"},
+    ),
+]
+
+
 def _known(public_id: str) -> str:
     """A task id that can exist (a UUID); anything else is 404 at once."""
     if not is_uuid(public_id):
@@ -130,7 +162,12 @@ def _known(public_id: str) -> str:
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=errors(409, 413))
 async def create(body: NewTask, user: CurrentUser, runtime: RuntimeDep) -> TaskOut:
-    command = CreateTask(title=body.title, description=body.description, jira_id=body.jira_id)
+    command = CreateTask(
+        title=body.title,
+        description=body.description,
+        jira_id=body.jira_id,
+        created_by=str(user.public_id),
+    )
     try:
         async with runtime.uow() as uow:
             task = await create_task(uow, command)
@@ -149,11 +186,19 @@ async def list_(
     runtime: RuntimeDep,
     status_: Annotated[Literal["open", "done"] | None, Query(alias="status")] = None,
     assignee: Assignee = "me",
+    q: Search = None,
+    created_by: Annotated[
+        Literal["me"] | None, Query(description="'me': only the tasks I created")
+    ] = None,
+    sort: Annotated[
+        queries.Sort,
+        Query(description="created: newest first; completed: latest completed first"),
+    ] = "created",
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = queries.DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> list[TaskOut]:
     """My tasks; admins and managers may list everyone's (``assignee=all``) or one
-    person's."""
+    person's. ``q`` finds a text in the title or the jira id."""
     own = str(user.public_id)
     who: str | None = own if assignee in ("me", own) else None
     if who is None and not user.has_role(*MANAGING):
@@ -164,7 +209,14 @@ async def list_(
         who = assignee
     async with runtime.db.reader() as session:
         page = await queries.list_tasks(
-            session, assignee=who, status=status_, limit=limit, cursor=cursor
+            session,
+            assignee=who,
+            status=status_,
+            q=q,
+            created_by=own if created_by == "me" else None,
+            sort=sort,
+            limit=limit,
+            cursor=cursor,
         )
     if page.next_cursor is not None:
         next_url = request.url.include_query_params(cursor=page.next_cursor)
@@ -188,6 +240,28 @@ async def get(public_id: str, user: CurrentUser, runtime: RuntimeDep) -> TaskOut
     if task is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no task {public_id}")
     return TaskOut.of(task)
+
+
+@router.get("/{public_id}/assignments", responses=errors(404))
+async def assignments(
+    public_id: str, user: CurrentUser, runtime: RuntimeDep
+) -> list[AssignmentOut]:
+    """The task's assignment history, oldest first: its creation and every shuffle."""
+    async with runtime.db.reader() as session:
+        task = await queries.get_task(session, _known(public_id))
+        if task is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no task {public_id}")
+        records = await queries.history(session, public_id)
+    return [
+        AssignmentOut(
+            assignee_public_id=r.assignee_public_id,
+            previous_assignee_public_id=r.previous_assignee_public_id,
+            reason=r.reason,  # type: ignore[arg-type]
+            shuffle_id=r.shuffle_id,
+            assigned_at=r.assigned_at,
+        )
+        for r in records
+    ]
 
 
 @router.post("/{public_id}/complete", responses=errors(403, 404, 409))

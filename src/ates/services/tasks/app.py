@@ -11,6 +11,7 @@ from ates.services.tasks.handlers import HANDLERS
 SPEC = ServiceSpec(
     name="tasks",
     title="Task tracker",
+    produces=("tasks",),
     consumes=HANDLERS,
     routers=(api.router, pages.router),
     templates=Path(__file__).parent / "templates",

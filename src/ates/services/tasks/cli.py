@@ -6,19 +6,25 @@ events wait in the outbox until a tasks process publishes them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from ates.clitools import DataDirOption, console, fail, load_settings, with_runtime
-from ates.platform.service import Runtime
-from ates.services.tasks.domain import NoActiveWorker
-from ates.services.tasks.shuffle import ShuffleResult, shuffle_tasks
 
-tasks_app = typer.Typer(no_args_is_help=True, help="The task tracker.")
+if TYPE_CHECKING:
+    from ates.platform.service import Runtime
+    from ates.services.tasks.shuffle import ShuffleResult
+
+tasks_app = typer.Typer(rich_markup_mode=None, no_args_is_help=True, help="The task tracker.")
 
 
 @tasks_app.command("shuffle")
 def shuffle(data_dir: DataDirOption = None) -> None:
-    """Give every open task to a random active worker (as the Shuffle button does)."""
+    """Give every open task to a random active worker, as the Shuffle button does."""
+    from ates.services.tasks.domain import NoActiveWorker
+    from ates.services.tasks.shuffle import shuffle_tasks
+
     settings = load_settings(data_dir)
 
     async def _shuffle(runtime: Runtime) -> ShuffleResult:

@@ -16,7 +16,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from ates.platform.uow import UnitOfWork
 from ates.services.tasks import domain, people
 from ates.services.tasks.domain import Assignment, NoActiveWorker
-from ates.services.tasks.models import Task
+from ates.services.tasks.models import AssignmentRecord, Task
 
 
 class TaskNotFound(LookupError):
@@ -36,6 +36,7 @@ class CreateTask:
     title: str
     description: str = ""
     jira_id: str | None = None
+    created_by: str | None = None  # the person asking (None: an operator's command)
 
 
 async def create_task(uow: UnitOfWork, command: CreateTask) -> Task:
@@ -64,11 +65,15 @@ async def create_task(uow: UnitOfWork, command: CreateTask) -> Task:
         assignee_public_id=assignee,
         created_at=datetime.now(UTC),
         completed_at=None,
+        created_by_public_id=command.created_by,
     )
-    # One INSERT, not the ORM's unit of work: the request's hot path (the returned object
-    # is detached, filled with exactly what was stored).
+    assignment = Assignment(task.public_id, assignee, None, reason="created")
+    # Prebuilt INSERTs, not the ORM's unit of work: the request's hot path (the returned
+    # object is detached, filled with exactly what was stored). The history row goes in
+    # the same transaction as the task and its events.
     connection = await uow.session.connection()
     await connection.execute(_INSERT_TASK, {c: getattr(task, c) for c in _NEW_TASK_COLUMNS})
+    await connection.execute(_INSERT_ASSIGNMENT, history_row(assignment, task.created_at))
     await uow.emit(
         "TaskCreated",
         {
@@ -78,10 +83,14 @@ async def create_task(uow: UnitOfWork, command: CreateTask) -> Task:
             "description": task.description,
         },
     )
-    assignment = Assignment(task.public_id, assignee, None, reason="created")
     await uow.emit("TaskAssigned", assignment.event_data())
     await uow.commit()
     return task
+
+
+def history_row(assignment: Assignment, at: datetime) -> dict[str, object]:
+    """The ``assignments`` row of one assignment (what its ``TaskAssigned`` says)."""
+    return {**assignment.event_data(), "assigned_at": at}
 
 
 async def complete_task(uow: UnitOfWork, task_public_id: str, by: str) -> Task:
@@ -114,6 +123,7 @@ async def complete_task(uow: UnitOfWork, task_public_id: str, by: str) -> Task:
 _tasks = Table("tasks", Task.metadata)
 _NEW_TASK_COLUMNS = [c.name for c in _tasks.c if c.name != "id"]
 _INSERT_TASK = insert(_tasks)
+_INSERT_ASSIGNMENT = insert(Table("assignments", AssignmentRecord.metadata))
 _TASK_FOR_UPDATE = (
     select(_tasks).where(_tasks.c.public_id == bindparam("public_id")).with_for_update()
 )

@@ -1,4 +1,5 @@
-"""The tasks service's tables: its own copy of people, and the tasks."""
+"""The tasks service's tables: its own copy of people, the tasks, and each task's
+assignment history."""
 
 from __future__ import annotations
 
@@ -52,8 +53,29 @@ class Task(Base):
     assignee_public_id: Mapped[str] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # who asked for it (None: created before the tasks service recorded it)
+    created_by_public_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
     __table_args__ = (
         Index("ix_tasks_status_id", "status", "id"),
         Index("ix_tasks_assignee_status_id", "assignee_public_id", "status", "id"),
+        Index("ix_tasks_created_by_id", "created_by_public_id", "id"),
     )
+
+
+class AssignmentRecord(Base):
+    """One assignment of a task, as its ``TaskAssigned`` said it: written in the same
+    transaction as the event by the create and shuffle use cases, so the task page's
+    history is exactly what billing charged for. Append-only."""
+
+    __tablename__ = "assignments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_public_id: Mapped[str] = mapped_column(String(36))
+    assignee_public_id: Mapped[str] = mapped_column(String(36))
+    previous_assignee_public_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    reason: Mapped[str] = mapped_column(String(16))  # created | shuffle | recorded
+    shuffle_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    assigned_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_assignments_task", "task_public_id", "id"),)

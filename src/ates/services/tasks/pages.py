@@ -1,24 +1,25 @@
-"""The task tracker's HTML pages (T1, T6, T5): my tasks, a create form, all tasks and
-the Shuffle button for admins and managers. Every form posts, then redirects (303) with a
-flash message saying what happened."""
+"""The task tracker's HTML pages (T1, T5, T6): my tasks, all tasks (admins and managers),
+finding tasks, a task with its assignment history, the create form, and the Shuffle
+button behind a confirmation. Actions post, then redirect (303) with a flash message; a
+create that fails shows the form again with what was typed."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from ates.platform.login import safe_next
 from ates.platform.pages import PageUser, page_roles
 from ates.platform.params import is_uuid
 from ates.platform.security import Principal
 from ates.platform.service import Runtime
-from ates.platform.web import flash, render
-from ates.services.tasks import queries
+from ates.platform.web import error_page, flash, render
+from ates.services.tasks import people, queries
 from ates.services.tasks.api import MANAGING, RuntimeDep
 from ates.services.tasks.domain import OPEN, TaskRuleBroken
+from ates.services.tasks.finding import Finding, parse_finding
 from ates.services.tasks.handlers import (
     CreateTask,
     InvalidTask,
@@ -34,64 +35,90 @@ from ates.services.tasks.shuffle import shuffle_tasks
 router = APIRouter(include_in_schema=False, max_body_size=256 * 1024)
 
 ManagingPage = Annotated[Principal, Depends(page_roles(*MANAGING))]
-Status = Literal["open", "done"]
 PAGE = 50
+# The form's labels: a message about a field names it as the person saw it.
+LABELS = {"title": "Title", "jira_id": "Jira id", "description": "Description"}
 
 
 def _back(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+def _worded(error: InvalidTask) -> str:
+    """A field error in the form's words: "Jira id: …", not "jira_id: …"."""
+    message = str(error).removeprefix(f"{error.field}: ").replace("jira_id field", "Jira id field")
+    return f"{LABELS.get(error.field, error.field)}: {message}"
+
+
 async def _rows(runtime: Runtime, tasks: list[Task]) -> list[dict[str, Any]]:
-    """Tasks as the templates show them: names instead of ids, business-zone times."""
-    zone = runtime.settings.zone
-
-    def local(moment: datetime | None) -> str:
-        return moment.astimezone(zone).strftime("%d.%m.%Y %H:%M") if moment else ""
-
+    """Tasks as the tables show them: names instead of ids."""
     async with runtime.db.reader() as session:
         names = await queries.names_of(session, {t.assignee_public_id for t in tasks})
     return [
-        {
-            "public_id": t.public_id,
-            "title": t.title,
-            "jira_id": t.jira_id,
-            "description": t.description,
-            "status": t.status,
-            "assignee_public_id": t.assignee_public_id,
-            "assignee": names.get(t.assignee_public_id, t.assignee_public_id),
-            "created": local(t.created_at),
-            "completed": local(t.completed_at),
-        }
+        {"task": t, "assignee": names.get(t.assignee_public_id, t.assignee_public_id)}
         for t in tasks
     ]
 
 
-@router.get("/", response_class=HTMLResponse)
-async def my_tasks(
+async def _list_page(
     request: Request,
-    user: PageUser,
-    runtime: RuntimeDep,
-    show: Status = OPEN,
-    cursor: Annotated[int | None, Query(ge=1, le=queries.MAX_CURSOR)] = None,
+    user: Principal,
+    runtime: Runtime,
+    finding: Finding,
+    *,
+    form: dict[str, str] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
 ) -> HTMLResponse:
+    """My tasks or All tasks, found and paged as ``finding`` says, with the create form
+    (filled with ``form`` and its ``error`` when a create failed)."""
+    for problem in finding.problems:
+        flash(request, problem, "error")
     async with runtime.db.reader() as session:
-        page = await queries.list_tasks(
-            session, assignee=str(user.public_id), status=show, limit=PAGE, cursor=cursor
+        page = await queries.numbered_page(
+            session,
+            finding.filters(str(user.public_id)),
+            sort=finding.sort,
+            number=finding.page,
+            size=PAGE,
         )
-    next_url = f"/?{urlencode({'show': show, 'cursor': page.next_cursor})}"
+        picker = await queries.people_to_pick(session) if finding.everyone else []
     return render(
         request,
-        "tasks_mine.html",
+        "tasks_list.html",
+        status_code=status_code,
         user=user,
-        show=show,
-        tasks=await _rows(runtime, page.tasks),
-        next_url=next_url if page.next_cursor else None,
+        finding=finding,
+        page=page,
+        rows=await _rows(runtime, page.tasks),
+        picker=picker,
         managing=user.has_role(*MANAGING),
+        form=form or {},
+        error=error,
     )
 
 
-@router.post("/tasks")
+@router.get("/", response_class=HTMLResponse)
+async def landing(request: Request, user: PageUser, runtime: RuntimeDep) -> Response:
+    """Admins and managers land on All tasks, everyone else on their own."""
+    if user.has_role(*MANAGING):
+        return _back("/all")
+    return await my_tasks(request, user, runtime)
+
+
+@router.get("/mine", response_class=HTMLResponse)
+async def my_tasks(request: Request, user: PageUser, runtime: RuntimeDep) -> HTMLResponse:
+    finding = parse_finding(request.query_params, everyone=False)
+    return await _list_page(request, user, runtime, finding)
+
+
+@router.get("/all", response_class=HTMLResponse)
+async def all_tasks(request: Request, user: ManagingPage, runtime: RuntimeDep) -> HTMLResponse:
+    finding = parse_finding(request.query_params, everyone=True)
+    return await _list_page(request, user, runtime, finding)
+
+
+@router.post("/tasks", response_model=None)
 async def create(
     request: Request,
     user: PageUser,
@@ -99,78 +126,111 @@ async def create(
     title: Annotated[str, Form()] = "",
     jira_id: Annotated[str, Form()] = "",
     description: Annotated[str, Form()] = "",
-) -> RedirectResponse:
-    command = CreateTask(title=title, description=description, jira_id=jira_id or None)
+    back: Annotated[str, Form()] = "/mine",
+) -> Response:
+    back = safe_next(back, "/mine")
+    command = CreateTask(
+        title=title,
+        description=description,
+        jira_id=jira_id or None,
+        created_by=str(user.public_id),
+    )
     try:
         async with runtime.uow() as uow:
             task = await create_task(uow, command)
     except (InvalidTask, TaskRuleBroken) as error:
-        flash(request, f"Task not created. {error}", "error")
-        return _back("/")
+        message = _worded(error) if isinstance(error, InvalidTask) else str(error)
+        everyone = back.startswith("/all") and user.has_role(*MANAGING)
+        return await _list_page(
+            request,
+            user,
+            runtime,
+            parse_finding({}, everyone=everyone),
+            form={"title": title, "jira_id": jira_id, "description": description},
+            error=f"Task not created. {message[:1].upper()}{message[1:]}",
+            status_code=409 if isinstance(error, TaskRuleBroken) else 422,
+        )
     async with runtime.db.reader() as session:
         names = await queries.names_of(session, {task.assignee_public_id})
     who = names.get(task.assignee_public_id, "a worker")
     flash(request, f"Task “{task.title}” created and assigned to {who}.")
-    return _back("/")
+    return _back(back)
+
+
+@router.get("/tasks/{public_id}", response_class=HTMLResponse)
+async def task_page(
+    request: Request, public_id: str, user: PageUser, runtime: RuntimeDep
+) -> HTMLResponse:
+    """A task with who created it, who has it, and every assignment it went through."""
+    async with runtime.db.reader() as session:
+        task = await queries.get_task(session, public_id) if is_uuid(public_id) else None
+        if task is None:
+            return error_page(request, 404, "There is no such task.")
+        records = await queries.history(session, public_id)
+        ids = {task.assignee_public_id, *(r.assignee_public_id for r in records)}
+        ids |= {r.previous_assignee_public_id for r in records if r.previous_assignee_public_id}
+        if task.created_by_public_id:
+            ids.add(task.created_by_public_id)
+        names = await queries.names_of(session, ids)
+    return render(
+        request,
+        "task.html",
+        user=user,
+        task=task,
+        records=records,
+        name=lambda public_id: names.get(public_id, f"someone not known here ({public_id})"),
+        mine=task.assignee_public_id == str(user.public_id),
+    )
 
 
 @router.post("/tasks/{public_id}/complete")
 async def complete(
-    request: Request, public_id: str, user: PageUser, runtime: RuntimeDep
+    request: Request,
+    public_id: str,
+    user: PageUser,
+    runtime: RuntimeDep,
+    back: Annotated[str, Form()] = "/mine",
 ) -> RedirectResponse:
+    back = safe_next(back, "/mine")
     if not is_uuid(public_id):  # no task has such an id (and PostgreSQL may refuse it)
         flash(request, f"Not done. no task {public_id}", "error")
-        return _back("/")
+        return _back(back)
     try:
         async with runtime.uow() as uow:
             task = await complete_task(uow, public_id, by=str(user.public_id))
     except (TaskNotFound, TaskRuleBroken) as error:
         flash(request, f"Not done. {error}", "error")
-        return _back("/")
+        return _back(back)
     flash(request, f"“{task.title}” is done.")
-    return _back("/")
+    return _back(back)
 
 
-@router.get("/all", response_class=HTMLResponse)
-async def all_tasks(
-    request: Request,
-    user: ManagingPage,
-    runtime: RuntimeDep,
-    status: Status | Literal[""] = "",
-    assignee: str = "",
-    cursor: Annotated[int | None, Query(ge=1, le=queries.MAX_CURSOR)] = None,
+@router.get("/shuffle", response_class=HTMLResponse)
+async def confirm_shuffle(
+    request: Request, user: ManagingPage, runtime: RuntimeDep
 ) -> HTMLResponse:
-    who = assignee.strip() or None
-    if who is not None and not is_uuid(who):
-        flash(request, "assignee: must be a person's public id; showing everyone's.", "error")
-        who = None
+    """The question before the shuffle, with what it will do (T5: it charges again)."""
     async with runtime.db.reader() as session:
-        page = await queries.list_tasks(
-            session,
-            assignee=who,
-            status=status or None,
-            limit=PAGE,
-            cursor=cursor,
-        )
-    query = {"status": status, "assignee": assignee, "cursor": page.next_cursor}
-    return render(
-        request,
-        "tasks_all.html",
-        user=user,
-        status=status,
-        assignee=assignee,
-        tasks=await _rows(runtime, page.tasks),
-        next_url=f"/all?{urlencode(query)}" if page.next_cursor else None,
-    )
+        open_tasks = await queries.count_tasks(session, queries.Filters(status=OPEN))
+    async with runtime.uow() as uow:
+        workers = len(await people.active_workers(uow))
+    return render(request, "shuffle.html", user=user, open_tasks=open_tasks, workers=workers)
 
 
 @router.post("/shuffle")
-async def shuffle(request: Request, user: ManagingPage, runtime: RuntimeDep) -> RedirectResponse:
+async def shuffle(
+    request: Request,
+    user: ManagingPage,
+    runtime: RuntimeDep,
+    confirmed: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    if confirmed != "yes":  # only the confirmation page's button shuffles
+        return _back("/shuffle")
     try:
         result = await shuffle_tasks(runtime.uow)
     except TaskRuleBroken as error:
         flash(request, f"Not shuffled. {error}", "error")
         return _back("/all")
     noun = "task" if result.reassigned == 1 else "tasks"
-    flash(request, f"Shuffled: {result.reassigned} open {noun} reassigned.")
+    flash(request, f"Shuffled: {result.reassigned:,} open {noun} reassigned.")
     return _back("/all")

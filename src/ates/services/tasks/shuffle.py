@@ -22,14 +22,16 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 
 from ates.platform.uow import UnitOfWork
 from ates.services.tasks import people
 from ates.services.tasks.domain import OPEN, Assignment, NoActiveWorker, draw_assignees
-from ates.services.tasks.models import Task
+from ates.services.tasks.handlers import history_row
+from ates.services.tasks.models import AssignmentRecord, Task
 
 BATCH_SIZE = 2_000
 SHUFFLE = "shuffle"
@@ -40,6 +42,7 @@ _reassign = (
     .where(_tasks.c.id == bindparam("task_id"))
     .values(assignee_public_id=bindparam("assignee"))
 )
+_record = insert(cast(Table, AssignmentRecord.__table__))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +112,13 @@ async def shuffle_batch(
         _reassign,
         [{"task_id": row.id, "assignee": new} for row, new in zip(rows, assignees, strict=True)],
     )
-    await uow.emit_many(
-        "TaskAssigned",
-        [
-            Assignment(row.public_id, new, row.assignee_public_id, SHUFFLE, shuffle_id).event_data()
-            for row, new in zip(rows, assignees, strict=True)
-        ],
-    )
+    assignments = [
+        Assignment(row.public_id, new, row.assignee_public_id, SHUFFLE, shuffle_id)
+        for row, new in zip(rows, assignees, strict=True)
+    ]
+    # the history in one executemany, like the reassignment itself
+    now = datetime.now(UTC)
+    await uow.session.execute(_record, [history_row(a, now) for a in assignments])
+    await uow.emit_many("TaskAssigned", [a.event_data() for a in assignments])
     await uow.commit()
     return Batch(len(rows), rows[-1].id)

@@ -27,7 +27,12 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
+from aiokafka.errors import (
+    GroupCoordinatorNotAvailableError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+)
 from aiokafka.structs import TopicPartition
 
 from ates.platform.broker.base import BatchHandler, Broker, BrokerUnavailable, OutgoingMessage
@@ -163,9 +168,33 @@ class KafkaBroker(Broker):
             for topic, code, *_ in response.topic_errors:
                 if code not in (0, TopicAlreadyExistsError.errno):
                     raise KafkaError(f"cannot create topic {topic}: error {code}")
+            await self._until_served(missing)
         except BROKER_ERRORS as error:
             raise BrokerUnavailable(f"cannot create topics {missing}: {error!r}") from error
         self._known_topics.update(missing)
+
+    async def _until_served(self, topics: list[str]) -> None:
+        """Until the broker's metadata names a leader for every partition of ``topics``.
+
+        The controller says a topic exists (created, or "already exists" when another
+        process created it a moment ago) before the brokers serve it. A consumer that
+        subscribes in between is told the topic is unknown, and aiokafka logs that as an
+        error at each retry; several processes starting together did, every time."""
+        deadline = asyncio.get_running_loop().time() + self._publish_timeout
+        while True:
+            described = await self.admin.describe_topics(topics)
+            pending = [
+                t["topic"]
+                for t in described
+                if t["error_code"]
+                or not t["partitions"]
+                or any(p["error_code"] or p["leader"] < 0 for p in t["partitions"])
+            ]
+            if not pending:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise BrokerUnavailable(f"topics {pending} not served yet")
+            await asyncio.sleep(0.05)
 
     async def _default_replicas(self) -> int:
         cluster = await self.admin.describe_cluster()
@@ -306,6 +335,37 @@ class KafkaBroker(Broker):
         except BROKER_ERRORS as error:
             raise BrokerUnavailable(f"cannot read offsets of {topic}: {error!r}") from error
         return sum(ends[tp] - starts[tp] for tp in tps)
+
+    async def lag(self, group: str, domain: str) -> int | None:
+        """End offsets of the domain's partitions minus the group's committed offsets (a
+        partition it never committed counts from its first retained offset)."""
+        topic = self._names.domain_topic(domain)
+        try:
+            await self.connect()
+            try:
+                committed = await self.admin.list_consumer_group_offsets(
+                    self._names.group_id(group, domain)
+                )
+            except GroupCoordinatorNotAvailableError:
+                return None  # no group has committed anything yet (no offsets topic)
+            (described,) = await self.admin.describe_topics([topic])
+            partitions = [p["partition"] for p in described["partitions"]]
+            if described["error_code"] or not partitions:
+                return None
+            reader = await self._offset_reader()
+            tps = [TopicPartition(topic, p) for p in partitions]
+            ends = await reader.end_offsets(tps)
+            starts = await reader.beginning_offsets(tps)
+        except BROKER_ERRORS as error:
+            raise BrokerUnavailable(f"cannot read the offsets of {group}: {error!r}") from error
+        if not committed:
+            return None  # no such group (yet)
+        lag = 0
+        for tp in tps:
+            offset = committed.get(tp)
+            position = offset.offset if offset is not None and offset.offset >= 0 else starts[tp]
+            lag += max(0, ends[tp] - max(position, starts[tp]))
+        return lag
 
     async def _offset_reader(self) -> AIOKafkaConsumer:
         async with self._lock:

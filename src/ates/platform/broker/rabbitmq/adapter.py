@@ -30,7 +30,11 @@ import aio_pika
 import structlog
 from aio_pika import DeliveryMode, ExchangeType, Message
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelPreconditionFailed
+from aio_pika.exceptions import (
+    CONNECTION_EXCEPTIONS,
+    ChannelNotFoundEntity,
+    ChannelPreconditionFailed,
+)
 
 from ates.platform.broker.base import (
     BatchHandler,
@@ -344,6 +348,27 @@ class RabbitBroker(Broker):
         except BROKER_ERRORS:
             return 0
         return 0 if bounds is None else bounds[1] - bounds[0] + 1
+
+    async def lag(self, group: str, domain: str) -> int | None:
+        """The messages ready in the group's queue (RabbitMQ's count leaves out those
+        delivered and not yet acknowledged, and the copies waiting in retry queues)."""
+        try:
+            connection = await self._connected()
+            channel = await connection.channel()
+            try:
+                queue = await channel.declare_queue(
+                    topology.group_queue(group, domain), passive=True
+                )
+            except ChannelNotFoundEntity:
+                return None
+            finally:
+                if not channel.is_closed:
+                    with contextlib.suppress(Exception):
+                        await channel.close()
+        except BROKER_ERRORS as error:
+            raise BrokerUnavailable(f"cannot read queue of {group}: {error!r}") from error
+        count = queue.declaration_result.message_count
+        return int(count or 0)
 
 
 async def _next_batch(

@@ -17,7 +17,7 @@ from ates.platform.login import first_party_client_secret
 from ates.services.auth.domain import redirect_uri_matches
 
 SCOPES = ("openid", "profile", "email")
-DASHBOARDS = ("tasks", "billing", "analytics", "auth")
+DASHBOARDS = ("tasks", "billing", "analytics", "notifications", "auth")
 CLI_CLIENT_ID = "ates-cli"
 CLI_REDIRECT_URI = "http://127.0.0.1/callback"
 

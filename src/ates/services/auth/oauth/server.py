@@ -44,7 +44,12 @@ TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 
 def _identity(person: Person) -> domain.Identity:
-    return domain.Identity(public_id=person.public_id, username=person.username, role=person.role)
+    return domain.Identity(
+        public_id=person.public_id,
+        username=person.username,
+        role=person.role,
+        full_name=person.full_name,
+    )
 
 
 async def _active_person(public_id: str) -> Person | None:

@@ -1,0 +1,83 @@
+"""The dead-letter store: what a resolution records, and ``ates dlq list`` over every
+service (real SQLite databases in a data directory, the real command)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert
+from typer.testing import CliRunner
+
+from ates.cli import app
+from ates.config import Settings
+from ates.platform import deadletters, migrations
+from ates.platform.db import Database
+from ates.platform.tables import dead_letters
+
+pytestmark = pytest.mark.integration
+
+
+async def _letter(db: Database, consumer: str, event_name: str | None, event_id: str | None) -> int:
+    async with db.sessions() as session, session.begin():
+        result = await session.execute(
+            insert(dead_letters).values(
+                consumer=consumer,
+                event_id=event_id,
+                event_name=event_name,
+                subject=f"tasks.{event_name or 'TaskCreated'}",
+                payload="{}",
+                error="invalid: data.title: 42 is not of type 'string'",
+                kind="invalid",
+                attempts=1,
+                created_at=datetime.now(UTC),
+            )
+        )
+    return int(result.inserted_primary_key[0])
+
+
+async def test_a_resolution_with_an_error_keeps_its_status(tmp_path: Path) -> None:
+    """Issue 13 (13b): giving an error used to drop the status (and the time)."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'billing.db'}")
+    try:
+        await migrations.upgrade("billing", db)
+        letter_id = await _letter(db, "billing", "TaskCreated", str(uuid.uuid4()))
+        await deadletters._resolve(db, letter_id, "discarded", error="not ours to apply")
+        letter = await deadletters.get_dead_letter(db, letter_id)
+        assert letter is not None
+        assert (letter.status, letter.error) == ("discarded", "not ours to apply")
+        assert await deadletters.list_dead_letters(db) == []
+    finally:
+        await db.dispose()
+
+
+async def test_dlq_list_without_a_service_lists_every_service(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    seeded = {}
+    for service, name in (("billing", "TaskCreated"), ("analytics", None)):
+        db = Database(settings.database_url(service))
+        try:
+            await migrations.upgrade(service, db)
+            event_id = str(uuid.uuid4()) if name else None
+            seeded[service] = (await _letter(db, service, name, event_id), event_id)
+        finally:
+            await db.dispose()
+
+    words = ["dlq", "list", "--data-dir", str(tmp_path)]
+    listed = await asyncio.to_thread(CliRunner().invoke, app, words, env={"COLUMNS": "250"})
+    assert listed.exit_code == 0, listed.output
+    rows = [line for line in listed.stdout.splitlines() if "│" in line and "service" not in line]
+    assert len(rows) == 2, listed.stdout
+    billing_row = next(row for row in rows if "billing" in row)
+    assert seeded["billing"][1] in billing_row and "TaskCreated" in billing_row
+    assert any("analytics" in row and "?" in row for row in rows)
+    for quiet in ("auth", "tasks", "notifications"):
+        assert not any(quiet in row for row in rows)
+
+    one = await asyncio.to_thread(
+        CliRunner().invoke, app, ["dlq", "list", "tasks", "--data-dir", str(tmp_path)]
+    )
+    assert "tasks: no pending dead letters" in one.stdout
