@@ -58,6 +58,7 @@ def account_created(
     """A valid ``AccountCreated`` of a new person, keyed by that person unless ``key``
     says otherwise (a partitioned log keeps order only within one key)."""
     person = str(uuid.uuid4())
+    given: dict[str, Any] = {"event_id": uuid.UUID(event_id)} if event_id else {}
     event = Event(
         event_name="AccountCreated",
         event_version=1,
@@ -69,7 +70,7 @@ def account_created(
             "full_name": "U",
             "role": "worker",
         },
-        **({"event_id": uuid.UUID(event_id)} if event_id else {}),
+        **given,
     )
     return OutgoingMessage(
         str(event.event_id),
@@ -130,14 +131,20 @@ async def consuming(
     broker: Broker,
     group: str,
     handler: Any,
-    names: tuple[str, ...] = ("AccountCreated",),
+    names: tuple[str, ...] | None = ("AccountCreated",),
     *,
     batch_size: int = 64,
 ) -> AsyncIterator[None]:
     """Consume in the background for the duration of the block. A new group starts at the
     beginning of the log, so messages published before the group is bound arrive too."""
     task = asyncio.create_task(
-        broker.consume(group, "accounts", list(names), handler, batch_size=batch_size)
+        broker.consume(
+            group,
+            "accounts",
+            None if names is None else list(names),
+            handler,
+            batch_size=batch_size,
+        )
     )
     try:
         yield
@@ -556,6 +563,47 @@ class BrokerContract:
         assert set(applied.values()) == {1}
         assert await _inbox_size(db) == len(messages)
 
+    async def test_an_event_name_nobody_registered_is_dead_lettered_not_lost(
+        self, broker: Broker, db: Database
+    ) -> None:
+        """The platform's consumers take every message of a domain (``event_names=None``):
+        a name the registry does not know goes to the dead letters; a registered one this
+        service does not handle is skipped; nothing vanishes silently."""
+        applied = Applied()
+        consumer = EventConsumer(
+            "notifications", db, {"AccountCreated": _nothing}, default_registry(), observer=applied
+        )
+        key = str(uuid.uuid4())  # one partition of a partitioned log: the fence comes last
+        created = account_created(key=key)
+        stranger = OutgoingMessage(
+            str(uuid.uuid4()),
+            "accounts",
+            "AccountExploded",
+            Event("AccountExploded", 1, {"public_id": str(uuid.uuid4())}, "elsewhere")
+            .to_json()
+            .encode(),
+            key=key,
+        )
+        deactivated = Event("AccountDeactivated", 1, {"public_id": str(uuid.uuid4())}, "auth")
+        not_ours = OutgoingMessage(
+            str(deactivated.event_id),
+            "accounts",
+            "AccountDeactivated",
+            deactivated.to_json().encode(),
+            key=key,
+        )
+        fence = account_created(key=key)
+        await broker.publish([created, stranger, not_ours, fence])
+        async with consuming(broker, unique_group("names"), consumer, names=None):
+            await eventually(lambda: _async(fence.event_id in applied), timeout=30)
+        letters = await _dead_letters(db)
+        assert [(letter.event_name, letter.subject) for letter in letters] == [
+            ("AccountExploded", "accounts.AccountExploded")
+        ]
+        assert "AccountExploded" in letters[0].error
+        assert applied == [created.event_id, fence.event_id]
+        assert await _inbox_size(db) == 2  # the event it does not handle left no trace
+
     async def test_failing_event_is_dead_lettered_after_max_deliveries(
         self, broker: Broker, db: Database
     ) -> None:
@@ -605,6 +653,10 @@ def _invalid_account_created() -> OutgoingMessage:
 
 async def _async(value: Any) -> Any:
     return value
+
+
+async def _nothing(event: Event, uow: Any) -> None:
+    """A handler with no effect beyond the inbox row the consumer writes."""
 
 
 async def _async_value(awaitable: Awaitable[Any], predicate: Callable[[Any], bool]) -> Any:

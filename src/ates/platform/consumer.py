@@ -146,6 +146,10 @@ class EventConsumer:
 
     async def __call__(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         """Apply a batch in one transaction; one outcome per delivery, in order."""
+        ours = [d for d in deliveries if not self._not_ours(d)]
+        if len(ours) < len(deliveries):
+            outcomes = iter(await self(ours) if ours else [])
+            return [Ack() if self._not_ours(d) else next(outcomes) for d in deliveries]
         items = [self._decode(delivery) for delivery in deliveries]
         domain = deliveries[0].subject.partition(".")[0] if deliveries else ""
         spans = None
@@ -194,6 +198,12 @@ class EventConsumer:
         return True
 
     # --- inside the batch's transaction ---------------------------------------------------
+
+    def _not_ours(self, delivery: Delivery) -> bool:
+        """A registered event this service does not handle: acknowledged unread. (A name
+        the registry does not know is read, and dead-lettered: nothing vanishes.)"""
+        name = delivery.subject.partition(".")[2]
+        return name not in self.handlers and self.registry.knows(name)
 
     def _decode(self, delivery: Delivery) -> _Item:
         item = _Item(delivery)

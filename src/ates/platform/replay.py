@@ -237,12 +237,12 @@ async def follow_generations(
                             broker.consume(
                                 group,
                                 domain,
-                                names,
+                                None,  # every message: see run_messaging
                                 consumer,
                                 batch_size=runtime.settings.consumer_batch_size,
                             )
                         )
-                        for domain, names in domains.items()
+                        for domain in domains
                     ]
                 log.info(
                     "replay.following",
@@ -345,12 +345,12 @@ async def replay(
             broker.consume(
                 group,
                 domain,
-                names,
+                None,
                 tally.handler(domain),
                 batch_size=runtime.settings.consumer_batch_size,
             )
         )
-        for domain, names in domains.items()
+        for domain in domains
     ]
     try:
         while True:

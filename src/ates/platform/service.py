@@ -179,10 +179,12 @@ async def run_messaging(runtime: Runtime, *, consumer_generation: int = 1) -> No
 
                 tasks.create_task(follow_generations(runtime, broker, default=consumer_generation))
             else:
-                for domain, names in domains_consumed(runtime.spec, runtime.registry).items():
+                for domain in domains_consumed(runtime.spec, runtime.registry):
+                    # every message of the domain: a name this process does not know is
+                    # dead-lettered, one it knows but does not handle is skipped
                     tasks.create_task(
                         broker.consume(
-                            group, domain, names, consumer, batch_size=settings.consumer_batch_size
+                            group, domain, None, consumer, batch_size=settings.consumer_batch_size
                         )
                     )
     finally:

@@ -95,13 +95,14 @@ class Broker(ABC):
         self,
         group: str,
         domain: str,
-        event_names: Sequence[str],
+        event_names: Sequence[str] | None,
         handler: BatchHandler,
         *,
         batch_size: int = 64,
     ) -> None:
-        """Deliver the domain's events of ``event_names`` to ``handler`` in batches of at
-        most ``batch_size`` (whatever is waiting, at least one), until cancelled.
+        """Deliver the domain's events of ``event_names`` (None: every message of the
+        domain, whatever its name) to ``handler`` in batches of at most ``batch_size``
+        (whatever is waiting, at least one), until cancelled.
 
         The adapter acts on each outcome only after ``handler`` returned: ``Ack`` is
         acknowledged, ``Retry(delay)`` is delivered again after about ``delay`` seconds

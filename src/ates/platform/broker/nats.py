@@ -175,8 +175,12 @@ class NatsBroker(Broker):
 
     # --- consuming ------------------------------------------------------------------
 
-    async def _bind(self, group: str, domain: str, event_names: Sequence[str]) -> Any:
-        subjects = sorted(subject_for(domain, name) for name in event_names)
+    async def _bind(self, group: str, domain: str, event_names: Sequence[str] | None) -> Any:
+        subjects = (
+            [f"{domain}.>"]
+            if event_names is None
+            else sorted(subject_for(domain, name) for name in event_names)
+        )
         config = ConsumerConfig(
             name=group,
             durable_name=group,
@@ -195,7 +199,7 @@ class NatsBroker(Broker):
         self,
         group: str,
         domain: str,
-        event_names: Sequence[str],
+        event_names: Sequence[str] | None,
         handler: BatchHandler,
         *,
         batch_size: int = 64,

@@ -96,6 +96,9 @@ class Registry:
     def domains(self) -> list[str]:
         return sorted(set(self._domains.values()))
 
+    def knows(self, name: str) -> bool:
+        return name in self._domains
+
     def domain_of(self, name: str) -> str:
         try:
             return self._domains[name]

@@ -267,7 +267,7 @@ class KafkaBroker(Broker):
         self,
         group: str,
         domain: str,
-        event_names: Sequence[str],
+        event_names: Sequence[str] | None,
         handler: BatchHandler,
         *,
         batch_size: int = 64,

@@ -89,7 +89,7 @@ class GroupSession(ConsumerRebalanceListener):
         produce: Produce,
         group: str,
         domain: str,
-        event_names: Sequence[str],
+        event_names: Sequence[str] | None,
         handler: BatchHandler,
         options: SessionOptions,
     ) -> None:
@@ -98,7 +98,8 @@ class GroupSession(ConsumerRebalanceListener):
         self.produce = produce
         self.group = group
         self.domain = domain
-        self.names = {name.encode() for name in event_names}
+        # None: every message of the topic, whatever its name
+        self.names = None if event_names is None else {name.encode() for name in event_names}
         self.handler = handler
         self.options = options
         self.group_id = names.group_id(group, domain)
@@ -160,7 +161,7 @@ class GroupSession(ConsumerRebalanceListener):
             batch += [
                 Item(tp, record, self.counts.attempt(tp, record.offset))
                 for record in records
-                if header(record.headers, EVENT_NAME) in self.names
+                if self.names is None or header(record.headers, EVENT_NAME) in self.names
             ]
         if not batch:
             if ends:  # only events this group does not consume

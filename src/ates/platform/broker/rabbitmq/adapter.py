@@ -199,12 +199,16 @@ class RabbitBroker(Broker):
         self,
         group: str,
         domain: str,
-        event_names: Sequence[str],
+        event_names: Sequence[str] | None,
         handler: BatchHandler,
         *,
         batch_size: int = 64,
     ) -> None:
-        subjects = sorted(subject_for(domain, name) for name in event_names)
+        subjects = (
+            [topology.every_subject(domain)]
+            if event_names is None
+            else sorted(subject_for(domain, name) for name in event_names)
+        )
         while True:
             try:
                 await self._consume_once(group, domain, subjects, handler, batch_size)

@@ -6,7 +6,8 @@ For a producing domain ``D`` (``accounts``, ``tasks``, ``billing``) and a consum
 - ``ates.D`` — durable topic exchange; routing key = subject ``D.EventName``.
 - ``ates.D.log`` — stream queue bound with ``#``: the retained history of the domain,
   read to fill a new group's queue (replay) and never consumed otherwise.
-- ``ates.D.G`` — the group's quorum queue, bound to the subjects the group handles. The
+- ``ates.D.G`` — the group's quorum queue, bound to the subjects the group handles (or
+  to ``D.#``, every subject: the platform's consumers take them all). The
   queue *is* the group's position: processes of one service compete on it.
 - ``ates.D.G.retry.<ms>`` — a delayed-retry quorum queue per delay: messages wait
   ``<ms>`` (queue TTL, so they expire in order) and are dead-lettered back to ``ates.D.G``.
@@ -48,6 +49,11 @@ TRANSIENT_HEADERS = frozenset(
 # before; this is only the net for a message that kills its consumer every time.
 GROUP_DELIVERY_LIMIT = 100
 DAY_MS = 24 * 3600 * 1000
+
+
+def every_subject(domain: str) -> str:
+    """The binding key of a group that takes every message of its domain."""
+    return f"{domain}.#"
 
 
 def exchange_name(domain: str) -> str:
