@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import logging.config
 from collections.abc import Iterator
 
 import pytest
 import structlog
+from uvicorn.config import LOGGING_CONFIG
 
 from ates.platform.telemetry import configure_logging
 from ates.platform.tracing import TRACEPARENT
@@ -21,6 +23,9 @@ TRACEPARENT_VALUE = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 def lines() -> Iterator[io.StringIO]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    # as after a uvicorn server started with its own logging config (some tests do):
+    # its loggers have their own handlers and do not propagate
+    logging.config.dictConfig(LOGGING_CONFIG)
     buffer = io.StringIO()
     configure_logging("INFO", json=True, stream=buffer, service="billing")
     yield buffer

@@ -176,3 +176,9 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # uvicorn's own logging config, where something applied it, gives its loggers their
+    # own handlers and stops them at "uvicorn": their lines would bypass this pipeline
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        library = logging.getLogger(name)
+        library.handlers.clear()
+        library.propagate = True

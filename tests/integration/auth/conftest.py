@@ -63,7 +63,9 @@ async def serve_auth(settings: Settings, *, messaging: bool = False) -> AsyncIte
     app = create_app(spec("auth"), settings, runtime=runtime, messaging=messaging)
     port = int(settings.issuer.rsplit(":", 1)[1])
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, lifespan="on", log_level="warning", log_config=None
+        )
     )
     task = asyncio.create_task(server.serve())
 
