@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ates.platform import deadletters
+from ates.platform.api_errors import errors
 from ates.platform.dependencies import RuntimeDep
 from ates.platform.limits import JSON_BODY_MAX
 from ates.platform.pages import page_roles
@@ -31,12 +32,17 @@ LetterStatus = Literal["pending", "replayed", "discarded", "superseded", "all"]
 CONSOLE = "/admin/dead-letters"
 SHOWN = 200  # letters on one page, oldest first
 
-api = APIRouter(prefix="/api/admin", tags=["operations"])
+api = APIRouter(
+    prefix="/api/admin",
+    tags=["operations"],
+    dependencies=[Depends(require_roles("admin"))],
+    responses=errors(401, 403),
+)
 pages = APIRouter(prefix="/admin", include_in_schema=False)
 console = APIRouter(prefix="/admin", include_in_schema=False)
 
 
-@api.get("/status", dependencies=[Depends(require_roles("admin"))])
+@api.get("/status")
 async def status_json(runtime: RuntimeDep) -> dict[str, Any]:
     """This service's health, version, outbox backlog, dead letters pending, consumer
     groups (events applied, lag at the broker) and the broker's streams (admin)."""
