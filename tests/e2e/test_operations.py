@@ -14,17 +14,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import expect
 from typer.testing import CliRunner
 
 from ates import stackfile
 from ates.cli import app as cli
 from ates.platform.broker import OutgoingMessage, create_broker
 from ates.platform.events import Event
-from tests.e2e.browsing import DESKTOP, PHONE, csp_violations, flash, sideways_overflow, sign_in
+from tests.e2e.browsing import (
+    DESKTOP,
+    PHONE,
+    OpenAs,
+    csp_violations,
+    flash,
+    open_as,
+    sideways_overflow,
+)
 from tests.e2e.stack import Stack
 
-__all__ = ["csp_violations"]  # fixtures this module uses
+__all__ = ["csp_violations", "open_as"]  # fixtures this module uses
 
 pytestmark = pytest.mark.e2e
 
@@ -62,7 +70,7 @@ def ates_status(stack: Stack) -> dict[str, Any]:
 
 
 def test_status_and_the_dead_letter_console(
-    browser: Browser, stack: Stack, screenshots: Path
+    open_as: OpenAs, stack: Stack, screenshots: Path
 ) -> None:
     event_id = announce_nobody(stack)
     deadline = time.monotonic() + 30
@@ -78,39 +86,27 @@ def test_status_and_the_dead_letter_console(
     assert {s["domain"] for s in report["streams"]} >= {"accounts", "tasks", "billing"}
 
     for width, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
-        page = browser.new_context(viewport=viewport).new_page()
-        try:
-            page.goto(stack.url("notifications") + "/admin/dead-letters")
-            sign_in(page, stack, "admin")
-            row = page.locator("tr[data-letter]")
-            expect(row).to_contain_text(event_id)
-            expect(row).to_contain_text("invalid")
-            page.get_by_text("Payload").click()
-            expect(row.get_by_test_id("payload")).to_contain_text('"public_id": "?"')
-            assert width == "desktop" or sideways_overflow(page) == 0
-            page.screenshot(path=str(screenshots / f"ops-dead-letters.{width}.png"), full_page=True)
+        page = open_as("admin", "notifications", "/admin/dead-letters", viewport)
+        row = page.locator("tr[data-letter]")
+        expect(row).to_contain_text(event_id)
+        expect(row).to_contain_text("invalid")
+        page.get_by_text("Payload").click()
+        expect(row.get_by_test_id("payload")).to_contain_text('"public_id": "?"')
+        assert width == "desktop" or sideways_overflow(page) == 0
+        page.screenshot(path=str(screenshots / f"ops-dead-letters.{width}.png"), full_page=True)
 
-            page.get_by_role("link", name="Operations").click()
-            expect(page.get_by_role("heading", name="Status of notifications")).to_be_visible()
-            page.get_by_role("navigation", name="Operations").get_by_role(
-                "link", name="tasks"
-            ).click()
-            expect(page.get_by_role("heading", name="Status of tasks")).to_be_visible()
-            expect(page.get_by_test_id("dead-letters")).to_contain_text("1 pending")
-            assert width == "desktop" or sideways_overflow(page) == 0
-            page.screenshot(path=str(screenshots / f"ops-status.{width}.png"), full_page=True)
-        finally:
-            page.context.close()
+        page.get_by_role("link", name="Operations").click()
+        expect(page.get_by_role("heading", name="Status of notifications")).to_be_visible()
+        page.get_by_role("navigation", name="Operations").get_by_role("link", name="tasks").click()
+        expect(page.get_by_role("heading", name="Status of tasks")).to_be_visible()
+        expect(page.get_by_test_id("dead-letters")).to_contain_text("1 pending")
+        assert width == "desktop" or sideways_overflow(page) == 0
+        page.screenshot(path=str(screenshots / f"ops-status.{width}.png"), full_page=True)
 
     # Discard, as a person would: the letter leaves the pending list
-    page = browser.new_context(viewport=DESKTOP).new_page()
-    try:
-        page.goto(stack.url("notifications") + "/admin/dead-letters")
-        sign_in(page, stack, "admin")
-        page.get_by_role("button", name="Discard").click()
-        expect(flash(page)).to_contain_text("discarded")
-        expect(page.get_by_test_id("none")).to_be_visible()
-    finally:
-        page.context.close()
+    page = open_as("admin", "notifications", "/admin/dead-letters")
+    page.get_by_role("button", name="Discard").click()
+    expect(flash(page)).to_contain_text("discarded")
+    expect(page.get_by_test_id("none")).to_be_visible()
     pending = {s["service"]: s["dead_letters"]["pending"] for s in ates_status(stack)["services"]}
     assert pending["notifications"] == 0 and pending["tasks"] == 1
