@@ -341,6 +341,66 @@ def dlq_discard(service: ServiceArg, letter_id: int, data_dir: DataDirOption = N
 
 
 @app.command()
+def status(
+    services: Annotated[
+        list[str] | None,
+        typer.Argument(help=f"Some of: {', '.join(SERVICES)}; all if omitted.", show_default=False),
+    ] = None,
+    data_dir: DataDirOption = None,
+    port_base: Annotated[
+        int | None,
+        typer.Option(
+            help="The port base of the system; found from the data directory when "
+            "'ates up' runs there."
+        ),
+    ] = None,
+    url: Annotated[
+        list[str] | None,
+        typer.Option(help="SERVICE=URL: where a service answers (repeat for each)."),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="ATES_TOKEN", help="An admin's access token ('ates token')."),
+    ] = None,
+    username: Annotated[
+        str | None, typer.Option(help="Sign in as this admin (with --password) instead.")
+    ] = None,
+    password: Annotated[str | None, typer.Option(help="The admin's password.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")] = False,
+) -> None:
+    """Each service's health, version, outbox backlog, dead letters, consumer groups with
+    their lag, and the broker's streams. Asks every service's admin status endpoint as an
+    admin: --token, or --username/--password, or else the demo admin of 'ates up'. Exits
+    1 if a service cannot be read."""
+    from ates import statusreport
+    from ates.services.auth.password_login import LoginFailed
+
+    settings = stack_settings(data_dir, port_base)
+    urls = {name: settings.public_url(name) for name in services or SERVICES}
+    for given in url or []:
+        name, sep, address = given.partition("=")
+        if not sep or not address.startswith(("http://", "https://")):
+            fail(f"--url {given!r}: write it SERVICE=http://host:port")
+        urls[_check_service(name)] = address.rstrip("/")
+    for name in urls:
+        _check_service(name)
+    if token is None:
+        try:
+            token = statusreport.admin_token(
+                urls.get("auth", settings.public_url("auth")), settings.data_dir, username, password
+            )
+        except (statusreport.NoCredentials, LoginFailed) as error:
+            fail(str(error), code=1)
+    report = statusreport.gather(urls, token)
+    if as_json:
+        print_json(report)
+    else:
+        statusreport.render(report)
+    if not statusreport.all_ok(report):
+        raise typer.Exit(1)
+
+
+@app.command()
 def simulate(
     data_dir: DataDirOption = None,
     port_base: Annotated[

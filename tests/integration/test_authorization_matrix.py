@@ -76,6 +76,11 @@ class Table:
     setup: Setup | None = None
 
 
+ADMINS = frozenset({"admin"})
+# every service: its status for operators (ates status, the status page)
+OPERATIONS = {("GET", "/api/admin/status"): Case(ADMINS)}
+
+
 # --- auth --------------------------------------------------------------------------------
 
 
@@ -101,6 +106,7 @@ async def _auth_people(harness: Harness, ctx: Ctx) -> None:
 AUTH = Table(
     setup=_auth_people,
     routes={
+        **OPERATIONS,
         ("POST", "/api/users"): Case(
             frozenset({"admin"}),
             body=lambda ctx: {
@@ -157,6 +163,7 @@ async def _tasks_setup(harness: Harness, ctx: Ctx) -> None:
 TASKS = Table(
     setup=_tasks_setup,
     routes={
+        **OPERATIONS,
         ("POST", "/api/tasks"): Case(
             EVERYONE, body=lambda ctx: {"title": ctx.unique("Task "), "description": ""}
         ),
@@ -198,6 +205,7 @@ def _worker_account(ctx: Ctx) -> dict[str, str]:
 BILLING = Table(
     setup=_billing_accounts,
     routes={
+        **OPERATIONS,
         ("GET", "/api/accounts/me"): Case(EVERYONE),
         ("GET", "/api/accounts/me/transactions"): Case(EVERYONE),
         ("GET", "/api/accounts/{owner_public_id}"): Case(ACCOUNTING, path=_worker_account),
@@ -216,9 +224,9 @@ BILLING = Table(
 
 # --- analytics (DESIGN.md §4: admins only) ------------------------------------------------
 
-ADMINS = frozenset({"admin"})
 ANALYTICS = Table(
     routes={
+        **OPERATIONS,
         ("GET", "/api/dashboard"): Case(ADMINS, query=lambda ctx: {"date": "2026-03-03"}),
         ("GET", "/api/most-expensive"): Case(
             ADMINS, query=lambda ctx: {"from": "2026-03-01", "to": "2026-03-03"}
@@ -227,9 +235,9 @@ ANALYTICS = Table(
     },
 )
 
-# --- notifications (no API) --------------------------------------------------------------
+# --- notifications (no API but its status) -------------------------------------------
 
-NOTIFICATIONS = Table(routes={})
+NOTIFICATIONS = Table(routes={**OPERATIONS})
 
 TABLES: dict[str, Table] = {
     "auth": AUTH,

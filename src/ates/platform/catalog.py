@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 from functools import cache
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as package_version
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,6 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from ates.platform.events import default_registry
 from ates.platform.events.asyncapi import ENVELOPE_SCHEMA, build_document, channel_key
+from ates.platform.status import version
 
 
 @cache
@@ -45,12 +44,8 @@ def services() -> tuple[dict[str, str], dict[str, list[str]]]:
 def document() -> dict[str, Any]:
     """The AsyncAPI document of the registry and the services (``ates schemas docs``)."""
     producers, consumers = services()
-    try:
-        version = package_version("ates")
-    except PackageNotFoundError:  # run from a source tree
-        version = "0"
     return build_document(
-        default_registry(), producers=producers, consumers=consumers, version=version
+        default_registry(), producers=producers, consumers=consumers, version=version()
     )
 
 

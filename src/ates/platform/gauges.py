@@ -13,7 +13,7 @@ import asyncio
 import math
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import func, select
@@ -44,26 +44,33 @@ async def sample(runtime: Runtime) -> None:
     runtime.extras["gauges_sampled_at"] = now
     service = runtime.service
     async with runtime.db.reader() as session:
-        backlog, oldest = (
-            await session.execute(
-                select(func.count(), func.min(outbox.c.created_at)).where(
-                    outbox.c.published_at.is_(None)
-                )
-            )
-        ).one()
-        pending = await session.scalar(
-            select(func.count()).select_from(dead_letters).where(dead_letters.c.status == "pending")
-        )
+        backlog, oldest_age, pending = await local_figures(session)
         groups = await consumer_groups(runtime, session)
-    OUTBOX_BACKLOG.labels(service).set(backlog or 0)
-    age = 0.0
+    OUTBOX_BACKLOG.labels(service).set(backlog)
+    OUTBOX_OLDEST_AGE.labels(service).set(oldest_age or 0.0)
+    DEAD_LETTERS_PENDING.labels(service).set(pending)
+    for group, domain in groups:
+        CONSUMER_LAG.labels(service, group, domain).set(await read_lag(runtime, group, domain))
+
+
+async def local_figures(session: Any) -> tuple[int, float | None, int]:
+    """From the service's own database: outbox rows not yet published, the age in
+    seconds of the oldest of them (None when none waits), dead letters pending."""
+    backlog, oldest = (
+        await session.execute(
+            select(func.count(), func.min(outbox.c.created_at)).where(
+                outbox.c.published_at.is_(None)
+            )
+        )
+    ).one()
+    pending = await session.scalar(
+        select(func.count()).select_from(dead_letters).where(dead_letters.c.status == "pending")
+    )
+    age = None
     if oldest is not None:
         oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
         age = max(0.0, (datetime.now(UTC) - oldest).total_seconds())
-    OUTBOX_OLDEST_AGE.labels(service).set(age)
-    DEAD_LETTERS_PENDING.labels(service).set(pending or 0)
-    for group, domain in groups:
-        CONSUMER_LAG.labels(service, group, domain).set(await _lag(runtime, group, domain))
+    return int(backlog or 0), age, int(pending or 0)
 
 
 async def consumer_groups(runtime: Runtime, session: object) -> list[tuple[str, str]]:
@@ -80,7 +87,8 @@ async def consumer_groups(runtime: Runtime, session: object) -> list[tuple[str, 
     return [(spec.consumer_group(generation), domain) for domain in domains]
 
 
-async def _lag(runtime: Runtime, group: str, domain: str) -> float:
+async def read_lag(runtime: Runtime, group: str, domain: str) -> float:
+    """The group's lag at the broker; NaN if the broker cannot say now."""
     broker = runtime.broker
     if broker is None:
         return math.nan

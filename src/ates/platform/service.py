@@ -131,8 +131,12 @@ def domains_consumed(spec: ServiceSpec, registry: Registry) -> dict[str, list[st
     return dict(by_domain)
 
 
-async def run_messaging(runtime: Runtime, *, consumer_generation: int = 1) -> None:
-    """Connect to the broker (retrying), then run the relay and the consumers forever.
+async def run_messaging(
+    runtime: Runtime, *, consumer_generation: int = 1, consume: bool = True
+) -> None:
+    """Connect to the broker (retrying), then run the relay and the consumers forever
+    (without ``consume``, the relay only: a process that publishes and leaves consuming
+    to others).
 
     A read model (``spec.read_model_reset``) follows the generation recorded in its
     database instead (``consumer_generation`` is the one used until a replay records
@@ -174,11 +178,11 @@ async def run_messaging(runtime: Runtime, *, consumer_generation: int = 1) -> No
     try:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(relay.run())
-            if runtime.spec.read_model_reset is not None:
+            if consume and runtime.spec.read_model_reset is not None:
                 from ates.platform.replay import follow_generations
 
                 tasks.create_task(follow_generations(runtime, broker, default=consumer_generation))
-            else:
+            elif consume:
                 for domain in domains_consumed(runtime.spec, runtime.registry):
                     # every message of the domain: a name this process does not know is
                     # dead-lettered, one it knows but does not handle is skipped
@@ -194,14 +198,17 @@ async def run_messaging(runtime: Runtime, *, consumer_generation: int = 1) -> No
 
 
 @contextlib.asynccontextmanager
-async def running(runtime: Runtime, *, messaging: bool = True) -> AsyncIterator[Runtime]:
-    """Start the background side of a service process; stop it cleanly on exit."""
+async def running(
+    runtime: Runtime, *, messaging: bool = True, consume: bool = True
+) -> AsyncIterator[Runtime]:
+    """Start the background side of a service process; stop it cleanly on exit (without
+    ``messaging``, no broker at all; without ``consume``, the relay but no consumers)."""
     for job in runtime.spec.on_startup:
         await job(runtime)
     jobs: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
     if messaging:
-        jobs.append(("messaging", lambda: run_messaging(runtime)))
-        if runtime.spec.consumes and runtime.settings.dead_letter_retries_at_start:
+        jobs.append(("messaging", lambda: run_messaging(runtime, consume=consume)))
+        if consume and runtime.spec.consumes and runtime.settings.dead_letter_retries_at_start:
             from ates.platform.deadletters import retry_at_start
 
             started = datetime.now(UTC)  # letters from before this start, not of this run
@@ -259,6 +266,7 @@ async def supervised(
 def create_app(
     spec: ServiceSpec, settings: Settings, *, runtime: Runtime | None = None, messaging: bool = True
 ) -> FastAPI:
+    from ates.platform.admin import install_admin
     from ates.platform.catalog import install_catalog
     from ates.platform.login import install_login
     from ates.platform.web import install_common
@@ -277,6 +285,7 @@ def create_app(
     install_catalog(app)
     runtime.tracing.instrument_app(app)
     install_login(app, runtime)
+    install_admin(app, runtime)
     for router in spec.routers:
         # Bodies are read into memory: a bigger one is refused (413) before it is parsed.
         # Every JSON body of the API fits in far less; a router may allow more (a form).
