@@ -162,17 +162,19 @@ async def every_task(flow: Flow) -> list[dict[str, Any]]:
 
 
 async def day_logs(flow: Flow, today: date) -> dict[str, list[dict[str, Any]]]:
-    """Today's audit log of every person (public_id -> movements), at either process."""
+    """Today's audit log of every person (public_id -> movements), at either process,
+    page after page (a long day's log comes in pages)."""
 
     async def log(public_id: str) -> tuple[str, list[dict[str, Any]]]:
-        entries = await flow.api.json(
-            "accountant",
-            "GET",
-            flow.billing_url(),
-            f"/api/accounts/{public_id}/transactions",
-            params={"date": today.isoformat()},
-        )
-        return public_id, entries
+        entries: list[dict[str, Any]] = []
+        path = f"/api/accounts/{public_id}/transactions?date={today.isoformat()}"
+        while True:
+            page = await flow.api.call("accountant", "GET", flow.billing_url(), path)
+            entries += page.json()
+            following = page.links.get("next")
+            if following is None:
+                return public_id, entries
+            path = httpx.URL(following["url"]).raw_path.decode()
 
     people = [p["public_id"] for p in flow.people.values()]
     return dict(await gather_limited(log(p) for p in people))

@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.books import (
     applied,
@@ -183,7 +185,9 @@ async def crash_scene(
             await operator_sees_clean_books(topology)
             await stops_cleanly(topology, errors_allowed=errors)
         except BaseException:
-            # shown by pytest with the failure: what each process printed
+            # shown by pytest with the failure: where events stand, what each process printed
+            with contextlib.suppress(Exception):
+                report["where events wait"] = await where_events_wait(topology)
             print(f"crash {report}\n{topology.output(tail=60)}")
             raise
     report["seconds"] = round(time.monotonic() - started, 1)
@@ -230,3 +234,60 @@ async def unpublished(topology: Production, service: str) -> int:
         service, "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL"
     )
     return int(rows[0]["n"])
+
+
+async def where_events_wait(topology: Production) -> dict[str, Any]:
+    """Unpublished outbox rows of the producing services and each billing process's view
+    of its consumer groups' lag at the broker: where a stuck stream is stuck."""
+    found: dict[str, Any] = {
+        f"{service} outbox": await unpublished(topology, service) for service in ("auth", "tasks")
+    }
+    async with httpx.AsyncClient(timeout=10) as http:
+        for proc in topology.replicas("billing"):
+            text = (await http.get(f"{proc.url}/metrics")).text
+            found[f"{proc.name} lag"] = {
+                sample.labels["domain"]: sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "ates_consumer_lag"
+            }
+    found["TaskAssigned: outbox / billing inbox / dead letters"] = [
+        (await topology.query(service, sql))[0]["n"]
+        for service, sql in (
+            ("tasks", "SELECT count(*) AS n FROM outbox WHERE event_name = 'TaskAssigned'"),
+            ("billing", "SELECT count(*) AS n FROM inbox WHERE event_name = 'TaskAssigned'"),
+            ("billing", "SELECT count(*) AS n FROM dead_letters"),
+        )
+    ]
+    if topology.broker.kind == "kafka":
+        found["TaskAssigned in the Kafka log"] = await kafka_task_assigned(topology.broker.url)
+    return found
+
+
+async def kafka_task_assigned(url: str) -> dict[str, int]:
+    """TaskAssigned records in the tasks topic: all of them, and distinct event ids."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    reader = AIOKafkaConsumer(bootstrap_servers=url.removeprefix("kafka://"))
+    await reader.start()
+    try:
+        tps = [TopicPartition("ates.tasks", p) for p in range(6)]
+        reader.assign(tps)
+        await reader.seek_to_beginning(*tps)
+        ends = await reader.end_offsets(tps)
+        records, ids = 0, set[bytes | None]()
+
+        async def behind() -> bool:
+            return any([await reader.position(tp) < ends[tp] for tp in tps])
+
+        while await behind():
+            for batch in (await reader.getmany(timeout_ms=1000)).values():
+                for record in batch:
+                    headers = dict(record.headers or ())
+                    if headers.get("ates-event-name") == b"TaskAssigned":
+                        records += 1
+                        ids.add(headers.get("ates-event-id"))
+        return {"records": records, "event ids": len(ids)}
+    finally:
+        await reader.stop()

@@ -280,17 +280,10 @@ def _wait_for_books(
         booked_on: set[date] = set()
         for public_id in people:
             for day in days:
-                log = api.call(
-                    accountant,
-                    "GET",
-                    "billing",
-                    f"/api/accounts/{public_id}/transactions",
-                    params={"date": day.isoformat()},
-                    ok=[404],  # no account yet: nothing booked for them
-                )
-                if log.status_code == 404:
+                entries = _day_log(api, accountant, public_id, day)
+                if entries is None:
                     break
-                for entry in log.json():
+                for entry in entries:
                     if entry["task_public_id"] not in tasks:
                         continue
                     if entry["kind"] == "assign_fee":
@@ -321,3 +314,19 @@ def _analytics_earnings(api: Api, admin: str, billing: int, timeout: float) -> i
         if seen == billing or time.monotonic() > deadline:
             return seen
         time.sleep(POLL_SECONDS)
+
+
+def _day_log(api: Api, accountant: str, public_id: str, day: date) -> list[dict[str, Any]] | None:
+    """A person's audit log of ``day``, page after page (``Link: <…>; rel="next"``);
+    None if billing has no account for them yet (nothing booked)."""
+    entries: list[dict[str, Any]] = []
+    path = f"/api/accounts/{public_id}/transactions?date={day.isoformat()}"
+    while True:
+        page = api.call(accountant, "GET", "billing", path, ok=[404])
+        if page.status_code == 404:
+            return None
+        entries += page.json()
+        following = page.links.get("next")
+        if following is None:
+            return entries
+        path = httpx.URL(following["url"]).raw_path.decode()

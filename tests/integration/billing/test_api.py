@@ -182,3 +182,43 @@ async def test_closing_a_day_by_hand(billing: Harness, feed: Books, tokens: Toke
     assert await feed.balance(earner) == 0
     assert await feed.balance(debtor) < 0
     assert await feed.problems() == []
+
+
+async def test_a_long_day_comes_in_pages_named_by_link(
+    billing: Harness, feed: Books, tokens: TokenFactory
+) -> None:
+    """No movement of a day is left out however many there are: the log pages on."""
+    worker, _ = await _worker_with_task(feed, complete=False)
+    for _ in range(4):
+        task = ev.new_id()
+        await feed.apply(ev.task_created(task))
+        await feed.apply(ev.task_assigned(task, worker))
+    everything = (
+        await billing.client.get(
+            f"/api/accounts/{worker}/transactions", headers=tokens.headers("accountant")
+        )
+    ).json()
+    assert len(everything) == 5
+
+    pages: list[list[str]] = []
+    url: str | None = f"/api/accounts/{worker}/transactions?limit=2"
+    while url is not None:
+        response = await billing.client.get(url, headers=tokens.headers("accountant"))
+        assert response.status_code == 200
+        pages.append([t["public_id"] for t in response.json()])
+        url = response.links.get("next", {}).get("url")
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert [t for page in pages for t in page] == [t["public_id"] for t in everything]
+
+    mine = await billing.client.get(
+        "/api/accounts/me/transactions",
+        params={"limit": 4},
+        headers=tokens.headers("worker", worker),
+    )
+    assert len(mine.json()) == 4 and "cursor=" in mine.links["next"]["url"]
+    too_many = await billing.client.get(
+        "/api/accounts/me/transactions",
+        params={"limit": 1001},
+        headers=tokens.headers("worker", worker),
+    )
+    assert too_many.status_code == 422 and "limit" in too_many.json()["detail"]

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -113,13 +113,57 @@ async def my_account(user: CurrentUser, runtime: RuntimeDep) -> AccountOut:
         return AccountOut.of(await _account(session, str(user.public_id), mine=True))
 
 
+# A position in the ledger (transaction ids are int4 on PostgreSQL).
+LogCursor = Annotated[
+    int | None, Query(ge=1, le=2**31 - 1, description="Where the page starts (from Link)")
+]
+LogLimit = Annotated[int, Query(ge=1, le=queries.MAX_LOG, description="Movements per page")]
+
+
+async def _day_log(
+    request: Request,
+    response: Response,
+    runtime: Runtime,
+    owner: str,
+    *,
+    mine: bool,
+    day: date | None,
+    limit: int,
+    cursor: int | None,
+) -> list[TransactionOut]:
+    """A page of the day's audit log; more pages are named by ``Link: <…>; rel="next"``
+    (RFC 8288), as the task list does."""
+    async with runtime.db.reader() as session:
+        account = await _account(session, owner, mine=mine)
+        page = await queries.day_log_page(
+            session, account, day or today(runtime), limit=limit, cursor=cursor
+        )
+    if page.next_cursor is not None:
+        next_url = request.url.include_query_params(cursor=page.next_cursor)
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return _log(page.movements)
+
+
 @router.get("/accounts/me/transactions", responses=errors(404))
 async def my_transactions(
-    user: CurrentUser, runtime: RuntimeDep, day: DayQuery = None
+    request: Request,
+    response: Response,
+    user: CurrentUser,
+    runtime: RuntimeDep,
+    day: DayQuery = None,
+    limit: LogLimit = queries.MAX_LOG,
+    cursor: LogCursor = None,
 ) -> list[TransactionOut]:
-    async with runtime.db.reader() as session:
-        account = await _account(session, str(user.public_id), mine=True)
-        return _log(await queries.day_log(session, account, day or today(runtime)))
+    return await _day_log(
+        request,
+        response,
+        runtime,
+        str(user.public_id),
+        mine=True,
+        day=day,
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 OwnerPath = Annotated[uuid.UUID, Path(description="The person's public id")]
@@ -133,11 +177,25 @@ async def account(owner_public_id: OwnerPath, _: Accounting, runtime: RuntimeDep
 
 @router.get("/accounts/{owner_public_id}/transactions", responses=errors(403, 404))
 async def account_transactions(
-    owner_public_id: OwnerPath, _: Accounting, runtime: RuntimeDep, day: DayQuery = None
+    request: Request,
+    response: Response,
+    owner_public_id: OwnerPath,
+    _: Accounting,
+    runtime: RuntimeDep,
+    day: DayQuery = None,
+    limit: LogLimit = queries.MAX_LOG,
+    cursor: LogCursor = None,
 ) -> list[TransactionOut]:
-    async with runtime.db.reader() as session:
-        found = await _account(session, str(owner_public_id), mine=False)
-        return _log(await queries.day_log(session, found, day or today(runtime)))
+    return await _day_log(
+        request,
+        response,
+        runtime,
+        str(owner_public_id),
+        mine=False,
+        day=day,
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 @router.get("/dashboard", responses=errors(403))

@@ -77,13 +77,35 @@ async def day_log(
     day: date,
     show_day: Callable[[date], str] = date.isoformat,
 ) -> list[Movement]:
-    rows = await session.execute(
-        _movements()
-        .where(Transaction.owner_account_id == account.id, Transaction.business_date == day)
-        .order_by(Transaction.id)
-        .limit(MAX_LOG)
+    """The day's first ``MAX_LOG`` movements (a page shows no more; the API pages on)."""
+    return (await day_log_page(session, account, day, show_day=show_day)).movements
+
+
+@dataclass(frozen=True, slots=True)
+class LogPage:
+    movements: list[Movement]
+    next_cursor: int | None  # where the next page starts, if there is one
+
+
+async def day_log_page(
+    session: AsyncSession,
+    account: Account,
+    day: date,
+    *,
+    limit: int = MAX_LOG,
+    cursor: int | None = None,
+    show_day: Callable[[date], str] = date.isoformat,
+) -> LogPage:
+    """One page of an account's day, oldest first: ``limit`` movements from ``cursor``
+    (a position the previous page named), and the next page's cursor if more follow."""
+    query = _movements().where(
+        Transaction.owner_account_id == account.id, Transaction.business_date == day
     )
-    return [_movement(*row, show_day=show_day) for row in rows.all()]
+    if cursor is not None:
+        query = query.where(Transaction.id >= cursor)
+    rows = (await session.execute(query.order_by(Transaction.id).limit(limit + 1))).all()
+    following = rows[limit][0].id if len(rows) > limit else None
+    return LogPage([_movement(*row, show_day=show_day) for row in rows[:limit]], following)
 
 
 def _movements() -> sa.Select[Transaction, str | None, str | None, str | None]:
