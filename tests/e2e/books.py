@@ -166,18 +166,23 @@ async def day_logs(flow: Flow, today: date) -> dict[str, list[dict[str, Any]]]:
     page after page (a long day's log comes in pages)."""
 
     async def log(public_id: str) -> tuple[str, list[dict[str, Any]]]:
-        entries: list[dict[str, Any]] = []
         path = f"/api/accounts/{public_id}/transactions?date={today.isoformat()}"
-        while True:
-            page = await flow.api.call("accountant", "GET", flow.billing_url(), path)
-            entries += page.json()
-            following = page.links.get("next")
-            if following is None:
-                return public_id, entries
-            path = httpx.URL(following["url"]).raw_path.decode()
+        return public_id, await billing_pages(flow, "accountant", path)
 
     people = [p["public_id"] for p in flow.people.values()]
     return dict(await gather_limited(log(p) for p in people))
+
+
+async def billing_pages(flow: Flow, username: str, path: str) -> list[dict[str, Any]]:
+    """A list billing answers in pages, page after page (``Link: <…>; rel="next"``)."""
+    found: list[dict[str, Any]] = []
+    while True:
+        page = await flow.api.call(username, "GET", flow.billing_url(), path)
+        found += page.json()
+        following = page.links.get("next")
+        if following is None:
+            return found
+        path = httpx.URL(following["url"]).raw_path.decode()
 
 
 async def settled_books(
@@ -265,7 +270,7 @@ async def check_books(
     assert booked_fees == wanted_fees, "fees booked per (worker, task) differ from assignments"
     assert booked_reasons == wanted_reasons
     assert rewarded == flow.done_by
-    mine = await flow.api.json("popug1", "GET", flow.billing_url(), "/api/accounts/me/transactions")
+    mine = await billing_pages(flow, "popug1", "/api/accounts/me/transactions")
     assert mine == logs[flow.people["popug1"]["public_id"]]
     return fees, rewards, balances, prices
 
