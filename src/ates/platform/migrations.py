@@ -41,6 +41,18 @@ async def upgrade(service: str, db: Database, revision: str = "head") -> None:
         await connection.run_sync(_run)
 
 
+async def downgrade(service: str, db: Database, revision: str) -> None:
+    """Back to ``revision`` (operators' rollbacks and the migrations' own tests)."""
+    config = alembic_config(service)
+
+    def _run(connection: Connection) -> None:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+    async with db.engine.begin() as connection:
+        await connection.run_sync(_run)
+
+
 async def current(service: str, db: Database) -> str | None:
     from alembic.runtime.migration import MigrationContext
 

@@ -103,7 +103,8 @@ def _notice(**values: Any) -> dict[str, Any]:
 _tasks = Table("tasks", TaskCopy.metadata)
 _notices = Table("notices", Notice.metadata)
 _INSERT_NOTICE = insert(_notices)
-_NOTICE_FIELDS = [c.name for c in _notices.c if c.name != "id"]
+# every column a new notice sets (None unless given); the rest keep their defaults
+_NOTICE_FIELDS = [c.name for c in _notices.c if c.name != "id" and c.server_default is None]
 _RECORD = Batched(record)
 
 

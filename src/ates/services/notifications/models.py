@@ -43,7 +43,11 @@ class TaskCopy(Base):
 class Notice(Base):
     """Something to tell a person, written in the consuming transaction and sent by the
     sender job once we know who the person (and the task) is — so events arriving in any
-    order still give a message naming both."""
+    order still give a message naming both.
+
+    While a sender round holds it, ``claimed_by``/``claimed_at`` name the round and start
+    its lease; ``attempts`` counts claims, and a failed one sets ``last_error`` and
+    ``next_try_at`` (see ``sender``)."""
 
     __tablename__ = "notices"
 
@@ -56,6 +60,11 @@ class Notice(Base):
     business_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_try_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
     __table_args__ = (
         Index(
