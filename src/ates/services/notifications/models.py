@@ -16,8 +16,9 @@ class Base(DeclarativeBase):
 
 
 class Person(Base):
-    """Who a notice goes to, kept from account events (``profile_at``: the time of the
-    event that set the profile, so an older event never overwrites a newer one)."""
+    """Who a notice goes to, kept from account events (``profile_stamp``: the stamp of the
+    event that set the profile, so an older event never overwrites a newer one; see
+    ``ates.platform.events.ordering``)."""
 
     __tablename__ = "people"
 
@@ -26,7 +27,7 @@ class Person(Base):
     username: Mapped[str | None] = mapped_column(String(64), nullable=True)
     full_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)
-    profile_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    profile_stamp: Mapped[str] = mapped_column(String(80), default="", server_default="")
 
 
 class TaskCopy(Base):

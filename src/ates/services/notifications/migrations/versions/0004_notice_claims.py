@@ -27,6 +27,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # A notice claimed but not yet marked simply becomes unsent again (sent once more).
-    with op.batch_alter_table("notices") as batch:
-        for column in ("last_error", "next_try_at", "attempts", "claimed_by", "claimed_at"):
-            batch.drop_column(column)
+    # plain ALTERs (SQLite 3.35+): no rebuild of a table that may be long
+    for column in ("last_error", "next_try_at", "attempts", "claimed_by", "claimed_at"):
+        op.drop_column("notices", column)
