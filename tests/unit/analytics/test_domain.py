@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ates.platform.events.ordering import stamp
 from ates.services.analytics.domain import (
     BUCKET_SECONDS,
     Completion,
@@ -27,7 +28,6 @@ from ates.services.analytics.domain import (
     most_expensive,
     parse_instant,
     period_label,
-    stamp,
     week_period,
     whole_dollars,
 )
@@ -124,15 +124,6 @@ def test_latest_person_fact_wins_whatever_the_arrival_order() -> None:
         expected = expected or summary
         assert summary == expected == ("polly", "Polly P.", "manager", False)
         random.shuffle(facts)
-
-
-def test_stamps_sort_by_time_then_tiebreak() -> None:
-    t = datetime(2024, 3, 3, 12, tzinfo=UTC)
-    assert stamp(t, "b") < stamp(t + timedelta(microseconds=1), "a")
-    assert stamp(t, "a") < stamp(t, "b")
-    # fixed width, so a later second never sorts before an earlier one with micros
-    assert stamp(t.replace(microsecond=999999), "z") < stamp(t + timedelta(seconds=1), "a")
-    assert stamp(t.astimezone(NEW_YORK), "a") == stamp(t, "a")
 
 
 def test_parse_instant_needs_a_zone() -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from ates.platform.events.ordering import NEVER, is_newer
+
 BUCKET_SECONDS = 15 * 60
 
 MONTHS = (
@@ -151,22 +153,6 @@ def management_earnings(fees_cents: int, rewards_cents: int) -> int:
 # --- facts that arrive out of order -----------------------------------------------------
 
 
-def stamp(moment: datetime, tiebreak: str) -> str:
-    """A version stamp that sorts as text: the instant (fixed width, UTC) then a tiebreak
-    (an event or transaction id), so the latest fact wins whatever order it came in."""
-    return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}Z|{tiebreak}"
-
-
-NEVER = ""  # sorts before every stamp
-
-
-def stamp_time(version: str) -> datetime | None:
-    """The instant of a stamp (None for NEVER)."""
-    if version == NEVER:
-        return None
-    return datetime.strptime(version.split("|", 1)[0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-
-
 @dataclass(frozen=True, slots=True)
 class PersonFacts:
     """What one account event says about a person; ``None`` = not said by this event."""
@@ -192,8 +178,9 @@ class PersonState:
 
 
 def merge_person(state: PersonState, facts: PersonFacts) -> PersonState:
-    """Each group of fields (profile, role, active) keeps the value of its latest fact."""
-    if facts.username is not None and facts.stamp > state.profile_stamp:
+    """Each group of fields (profile, role, active) keeps the value of its latest fact,
+    by the platform's one rule for copies of people (``is_newer``)."""
+    if facts.username is not None and is_newer(facts.stamp, state.profile_stamp):
         state = replace(
             state,
             username=facts.username,
@@ -201,9 +188,9 @@ def merge_person(state: PersonState, facts: PersonFacts) -> PersonState:
             full_name=facts.full_name,
             profile_stamp=facts.stamp,
         )
-    if facts.role is not None and facts.stamp > state.role_stamp:
+    if facts.role is not None and is_newer(facts.stamp, state.role_stamp):
         state = replace(state, role=facts.role, role_stamp=facts.stamp)
-    if facts.active is not None and facts.stamp > state.active_stamp:
+    if facts.active is not None and is_newer(facts.stamp, state.active_stamp):
         state = replace(state, active=facts.active, active_stamp=facts.stamp)
     return state
 

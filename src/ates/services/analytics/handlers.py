@@ -12,8 +12,9 @@ from sqlalchemy import delete
 
 from ates.platform.consumer import Batched, Handler
 from ates.platform.events import Event
+from ates.platform.events.ordering import event_stamp
 from ates.platform.uow import UnitOfWork
-from ates.services.analytics.domain import PersonFacts, PersonState, merge_person, stamp
+from ates.services.analytics.domain import PersonFacts, PersonState, merge_person
 from ates.services.analytics.models import PROJECTIONS, Person
 from ates.services.analytics.projector import EVENTS, project
 
@@ -44,14 +45,10 @@ async def _merge_person(uow: UnitOfWork, public_id: str, facts: PersonFacts) -> 
     row.role_stamp, row.active_stamp = merged.role_stamp, merged.active_stamp
 
 
-def _stamp(event: Event) -> str:
-    return stamp(event.event_time, str(event.event_id))
-
-
 async def on_account_created(event: Event, uow: UnitOfWork) -> None:
     data = event.data
     facts = PersonFacts(
-        stamp=_stamp(event),
+        stamp=event_stamp(event),
         username=data["username"],
         email=data["email"],
         full_name=data["full_name"],
@@ -64,7 +61,7 @@ async def on_account_created(event: Event, uow: UnitOfWork) -> None:
 async def on_account_updated(event: Event, uow: UnitOfWork) -> None:
     data = event.data
     facts = PersonFacts(
-        stamp=_stamp(event),
+        stamp=event_stamp(event),
         username=data["username"],
         email=data["email"],
         full_name=data["full_name"],
@@ -75,12 +72,12 @@ async def on_account_updated(event: Event, uow: UnitOfWork) -> None:
 
 
 async def on_account_role_changed(event: Event, uow: UnitOfWork) -> None:
-    data = event.data
-    await _merge_person(uow, data["public_id"], PersonFacts(_stamp(event), role=data["new_role"]))
+    facts = PersonFacts(event_stamp(event), role=event.data["new_role"])
+    await _merge_person(uow, event.data["public_id"], facts)
 
 
 async def on_account_deactivated(event: Event, uow: UnitOfWork) -> None:
-    await _merge_person(uow, event.data["public_id"], PersonFacts(_stamp(event), active=False))
+    await _merge_person(uow, event.data["public_id"], PersonFacts(event_stamp(event), active=False))
 
 
 # --- replay -----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ates.platform.consumer import Rejected
 from ates.platform.events import Event
+from ates.platform.events.ordering import NEVER, event_stamp, is_newer, stamp
 from ates.platform.sql import insert_for
 from ates.platform.uow import UnitOfWork
 from ates.services.analytics.domain import (
@@ -33,7 +34,6 @@ from ates.services.analytics.domain import (
     bucket_of,
     earnings_effect,
     parse_instant,
-    stamp,
 )
 from ates.services.analytics.models import (
     Balance,
@@ -71,7 +71,7 @@ class _Task:
     reward_cents: int | None = None
     assignments: int = 0
     assignee_public_id: str | None = None
-    assignee_stamp: str = ""
+    assignee_stamp: str = NEVER
     completed_at: datetime | None = None
     completed_by: str | None = None
 
@@ -128,8 +128,8 @@ def _fold(fold: _Fold, event: Event) -> None:
         case "TaskAssigned":
             task = fold.task(data["task_public_id"])
             task.assignments += 1
-            assigned = stamp(event.event_time, str(event.event_id))
-            if assigned > task.assignee_stamp:
+            assigned = event_stamp(event)
+            if is_newer(assigned, task.assignee_stamp):
                 task.assignee_public_id, task.assignee_stamp = data["assignee_public_id"], assigned
         case "TaskCompleted":
             task = fold.task(data["task_public_id"])
@@ -163,7 +163,7 @@ def _fold(fold: _Fold, event: Event) -> None:
                 )
             moved = stamp(parse_instant(data["applied_at"]), data["transaction_public_id"])
             owner = data["owner_public_id"]
-            if owner not in fold.balances or moved > fold.balances[owner][0]:
+            if owner not in fold.balances or is_newer(moved, fold.balances[owner][0]):
                 fold.balances[owner] = (moved, data["balance_after_cents"])
         case "PayoutMade":
             day = date.fromisoformat(data["business_date"])

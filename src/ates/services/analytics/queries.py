@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import BigInteger, Integer, column, func, or_, select, values
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ates.platform.events.ordering import stamp_time
 from ates.platform.sessions import Standing
 from ates.services.analytics.domain import (
     Completion,
@@ -21,7 +22,6 @@ from ates.services.analytics.domain import (
     management_earnings,
     month_period,
     most_expensive,
-    stamp_time,
     week_period,
 )
 from ates.services.analytics.models import Balance, ClosedDay, DailyEarnings, Person, Task

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from ates.platform.consumer import Batched, Handler, Rejected
 from ates.platform.events import Event
-from ates.platform.events.ordering import is_newer
+from ates.platform.events.ordering import event_stamp, is_newer
 from ates.platform.uow import UnitOfWork
 from ates.services.billing import booking, domain, ledger
 from ates.services.billing.models import Account
@@ -27,15 +27,15 @@ async def _person(uow: UnitOfWork, owner_public_id: str) -> Account:
 
 
 def _set_profile(account: Account, event: Event) -> None:
-    data = event.data
-    if is_newer(event.event_time, account.profile_at):
+    data, at = event.data, event_stamp(event)
+    if is_newer(at, account.profile_stamp):
         account.owner_name = data["full_name"]
         account.owner_email = data["email"]
         account.owner_username = data["username"]
-        account.profile_at = event.event_time
-    if is_newer(event.event_time, account.role_at):
+        account.profile_stamp = at
+    if is_newer(at, account.role_stamp):
         account.owner_role = data["role"]
-        account.role_at = event.event_time
+        account.role_stamp = at
 
 
 async def on_account_created(event: Event, uow: UnitOfWork) -> None:
@@ -45,24 +45,24 @@ async def on_account_created(event: Event, uow: UnitOfWork) -> None:
 async def on_account_updated(event: Event, uow: UnitOfWork) -> None:
     account = await _person(uow, event.data["public_id"])
     _set_profile(account, event)
-    if is_newer(event.event_time, account.active_at):
+    if is_newer(at := event_stamp(event), account.active_stamp):
         account.active = bool(event.data["active"])
-        account.active_at = event.event_time
+        account.active_stamp = at
 
 
 async def on_account_role_changed(event: Event, uow: UnitOfWork) -> None:
     account = await _person(uow, event.data["public_id"])
-    if is_newer(event.event_time, account.role_at):
+    if is_newer(at := event_stamp(event), account.role_stamp):
         account.owner_role = event.data["new_role"]
-        account.role_at = event.event_time
+        account.role_stamp = at
 
 
 async def on_account_deactivated(event: Event, uow: UnitOfWork) -> None:
     # The account stays open: money already earned is still paid out at the day's end.
     account = await _person(uow, event.data["public_id"])
-    if is_newer(event.event_time, account.active_at):
+    if is_newer(at := event_stamp(event), account.active_stamp):
         account.active = False
-        account.active_at = event.event_time
+        account.active_stamp = at
 
 
 def _rejecting_bad_money(apply: Batched) -> Batched:

@@ -55,10 +55,11 @@ class Account(Base):
     owner_username: Mapped[str | None] = mapped_column(String(150), nullable=True)
     owner_role: Mapped[str | None] = mapped_column(String(32), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    # when each fact about the person was true (account events may arrive out of order)
-    profile_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
-    role_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
-    active_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # the stamp of the event that set each fact about the person (account events may
+    # arrive out of order; see ates.platform.events.ordering)
+    profile_stamp: Mapped[str] = mapped_column(String(80), default="", server_default="")
+    role_stamp: Mapped[str] = mapped_column(String(80), default="", server_default="")
+    active_stamp: Mapped[str] = mapped_column(String(80), default="", server_default="")
     balance_cents: Mapped[int] = mapped_column(BigInteger, default=0)
 
 

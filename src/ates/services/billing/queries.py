@@ -14,6 +14,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ates.platform.events.ordering import stamp_time
 from ates.platform.sessions import Standing
 from ates.services.billing import domain
 from ates.services.billing.models import (
@@ -68,7 +69,12 @@ async def standing(session: AsyncSession, owner_public_id: str) -> Standing | No
     account = await account_of(session, owner_public_id)
     if account is None:
         return None
-    return Standing(account.owner_role, account.role_at, account.active, account.active_at)
+    return Standing(
+        account.owner_role,
+        stamp_time(account.role_stamp),
+        account.active,
+        stamp_time(account.active_stamp),
+    )
 
 
 async def day_log(

@@ -17,31 +17,31 @@ from sqlalchemy import Table, insert, select
 
 from ates.platform.consumer import Batched, Handler
 from ates.platform.events import Event
-from ates.platform.events.ordering import is_newer
+from ates.platform.events.ordering import event_stamp, is_newer
 from ates.platform.sql import insert_for
 from ates.platform.uow import UnitOfWork
 from ates.services.notifications.domain import PAYOUT, TASK_ASSIGNED
 from ates.services.notifications.models import Notice, Person, TaskCopy
 
 
-async def _set_profile(uow: UnitOfWork, data: dict[str, Any], at: datetime) -> None:
+async def _set_profile(uow: UnitOfWork, data: dict[str, Any], at: str) -> None:
     person = await uow.session.scalar(select(Person).where(Person.public_id == data["public_id"]))
     if person is None:
         person = Person(public_id=data["public_id"])
         uow.session.add(person)
-    if is_newer(at, person.profile_at):
+    if is_newer(at, person.profile_stamp):
         person.username = data["username"]
         person.full_name = data["full_name"]
         person.email = data["email"]
-        person.profile_at = at
+        person.profile_stamp = at
 
 
 async def on_account_created(event: Event, uow: UnitOfWork) -> None:
-    await _set_profile(uow, event.data, event.event_time)
+    await _set_profile(uow, event.data, event_stamp(event))
 
 
 async def on_account_updated(event: Event, uow: UnitOfWork) -> None:
-    await _set_profile(uow, event.data, event.event_time)
+    await _set_profile(uow, event.data, event_stamp(event))
 
 
 async def record(events: Sequence[Event], uow: UnitOfWork) -> None:
@@ -103,7 +103,8 @@ def _notice(**values: Any) -> dict[str, Any]:
 _tasks = Table("tasks", TaskCopy.metadata)
 _notices = Table("notices", Notice.metadata)
 _INSERT_NOTICE = insert(_notices)
-_NOTICE_FIELDS = [c.name for c in _notices.c if c.name != "id"]
+# every column a new notice sets (None unless given); the rest keep their defaults
+_NOTICE_FIELDS = [c.name for c in _notices.c if c.name != "id" and c.server_default is None]
 _RECORD = Batched(record)
 
 

@@ -16,8 +16,9 @@ class Base(DeclarativeBase):
 
 
 class Person(Base):
-    """Who a notice goes to, kept from account events (``profile_at``: the time of the
-    event that set the profile, so an older event never overwrites a newer one)."""
+    """Who a notice goes to, kept from account events (``profile_stamp``: the stamp of the
+    event that set the profile, so an older event never overwrites a newer one; see
+    ``ates.platform.events.ordering``)."""
 
     __tablename__ = "people"
 
@@ -26,7 +27,7 @@ class Person(Base):
     username: Mapped[str | None] = mapped_column(String(64), nullable=True)
     full_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)
-    profile_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    profile_stamp: Mapped[str] = mapped_column(String(80), default="", server_default="")
 
 
 class TaskCopy(Base):
@@ -43,7 +44,11 @@ class TaskCopy(Base):
 class Notice(Base):
     """Something to tell a person, written in the consuming transaction and sent by the
     sender job once we know who the person (and the task) is — so events arriving in any
-    order still give a message naming both."""
+    order still give a message naming both.
+
+    While a sender round holds it, ``claimed_by``/``claimed_at`` name the round and start
+    its lease; ``attempts`` counts claims, and a failed one sets ``last_error`` and
+    ``next_try_at`` (see ``sender``)."""
 
     __tablename__ = "notices"
 
@@ -56,6 +61,11 @@ class Notice(Base):
     business_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_try_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
     __table_args__ = (
         Index(

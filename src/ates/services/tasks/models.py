@@ -18,8 +18,8 @@ class Base(DeclarativeBase):
 class Person(Base):
     """The tasks service's own copy of a person, kept from account events.
 
-    Each fact carries the time of the event that set it (``*_at``), so a late, older
-    event cannot undo a newer one (see ``is_newer``). A person we heard of only
+    Each fact carries the stamp of the event that set it (``*_stamp``), so a late, older
+    event cannot undo a newer one (see ``ates.platform.events.ordering``). A person we heard of only
     through a role change or deactivation is kept with the facts we have.
     """
 
@@ -32,9 +32,9 @@ class Person(Base):
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)
     role: Mapped[str | None] = mapped_column(String(16), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    profile_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
-    role_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
-    active_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    profile_stamp: Mapped[str] = mapped_column(String(80), default="", server_default="")
+    role_stamp: Mapped[str] = mapped_column(String(80), default="", server_default="")
+    active_stamp: Mapped[str] = mapped_column(String(80), default="", server_default="")
 
     __table_args__ = (Index("ix_people_role_active", "role", "active"),)
 

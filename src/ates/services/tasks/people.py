@@ -1,20 +1,20 @@
 """The tasks service's copy of people, kept from auth's account events.
 
 Events may come late, twice or out of order. Each fact (profile, role, active) is set
-only by an event newer than the one that set it last (``is_newer``); a person
+only by an event newer than the one that set it last (the platform's one rule,
+``ates.platform.events.ordering``: by event time, then event id); a person
 first heard of through a role change or deactivation is kept with what we know.
 A duplicate is stopped earlier, by the inbox.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 
 from ates.platform.events import Event
-from ates.platform.events.ordering import is_newer
+from ates.platform.events.ordering import event_stamp, is_newer
 from ates.platform.uow import UnitOfWork
 from ates.services.tasks.domain import WORKER
 from ates.services.tasks.models import Person
@@ -28,48 +28,48 @@ async def _person(uow: UnitOfWork, public_id: str) -> Person:
     return person
 
 
-def _set_profile(person: Person, data: dict[str, Any], at: datetime) -> None:
-    if is_newer(at, person.profile_at):
+def _set_profile(person: Person, data: dict[str, Any], at: str) -> None:
+    if is_newer(at, person.profile_stamp):
         person.username = data["username"]
         person.full_name = data["full_name"]
         person.email = data["email"]
-        person.profile_at = at
+        person.profile_stamp = at
 
 
-def _set_role(person: Person, role: str, at: datetime) -> None:
-    if is_newer(at, person.role_at):
+def _set_role(person: Person, role: str, at: str) -> None:
+    if is_newer(at, person.role_stamp):
         person.role = role
-        person.role_at = at
+        person.role_stamp = at
 
 
-def _set_active(person: Person, active: bool, at: datetime) -> None:
-    if is_newer(at, person.active_at):
+def _set_active(person: Person, active: bool, at: str) -> None:
+    if is_newer(at, person.active_stamp):
         person.active = active
-        person.active_at = at
+        person.active_stamp = at
 
 
 async def on_account_created(event: Event, uow: UnitOfWork) -> None:
     person = await _person(uow, event.data["public_id"])
-    _set_profile(person, event.data, event.event_time)
-    _set_role(person, event.data["role"], event.event_time)
-    _set_active(person, True, event.event_time)
+    _set_profile(person, event.data, event_stamp(event))
+    _set_role(person, event.data["role"], event_stamp(event))
+    _set_active(person, True, event_stamp(event))
 
 
 async def on_account_updated(event: Event, uow: UnitOfWork) -> None:
     person = await _person(uow, event.data["public_id"])
-    _set_profile(person, event.data, event.event_time)
-    _set_role(person, event.data["role"], event.event_time)
-    _set_active(person, event.data["active"], event.event_time)
+    _set_profile(person, event.data, event_stamp(event))
+    _set_role(person, event.data["role"], event_stamp(event))
+    _set_active(person, event.data["active"], event_stamp(event))
 
 
 async def on_account_role_changed(event: Event, uow: UnitOfWork) -> None:
     person = await _person(uow, event.data["public_id"])
-    _set_role(person, event.data["new_role"], event.event_time)
+    _set_role(person, event.data["new_role"], event_stamp(event))
 
 
 async def on_account_deactivated(event: Event, uow: UnitOfWork) -> None:
     person = await _person(uow, event.data["public_id"])
-    _set_active(person, False, event.event_time)
+    _set_active(person, False, event_stamp(event))
 
 
 async def active_workers(uow: UnitOfWork) -> list[str]:

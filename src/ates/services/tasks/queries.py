@@ -16,6 +16,7 @@ from typing import Any, Literal
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ates.platform.events.ordering import stamp_time
 from ates.platform.sessions import Standing
 from ates.services.tasks.models import AssignmentRecord, Person, Task
 
@@ -207,4 +208,6 @@ async def standing(session: AsyncSession, public_id: str) -> Standing | None:
     person = await session.scalar(select(Person).where(Person.public_id == public_id))
     if person is None:
         return None
-    return Standing(person.role, person.role_at, person.active, person.active_at)
+    return Standing(
+        person.role, stamp_time(person.role_stamp), person.active, stamp_time(person.active_stamp)
+    )
