@@ -15,10 +15,10 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ates.platform.api_errors import errors
-from ates.platform.dependencies import RuntimeDep
+from ates.platform.dates import today
+from ates.platform.dependencies import CurrentUser, RuntimeDep, require_roles
 from ates.platform.params import Day
-from ates.platform.security import CurrentUser, Principal, require_roles
-from ates.platform.service import Runtime
+from ates.platform.security import Principal
 from ates.services.billing import days, domain, queries
 from ates.services.billing.models import Account
 
@@ -28,10 +28,6 @@ Accounting = Annotated[Principal, Depends(require_roles("admin", "accountant"))]
 DayQuery = Annotated[
     Day | None, Query(alias="date", description="A business day, YYYY-MM-DD (default: today)")
 ]
-
-
-def today(runtime: Runtime) -> date:
-    return domain.business_date(datetime.now(UTC), runtime.settings.zone)
 
 
 class AccountOut(BaseModel):
@@ -119,7 +115,7 @@ async def my_transactions(
 ) -> list[TransactionOut]:
     async with runtime.db.reader() as session:
         account = await _account(session, str(user.public_id), mine=True)
-        return _log(await queries.day_log(session, account, day or today(runtime)))
+        return _log(await queries.day_log(session, account, day or today(runtime.settings.zone)))
 
 
 OwnerPath = Annotated[uuid.UUID, Path(description="The person's public id")]
@@ -137,7 +133,7 @@ async def account_transactions(
 ) -> list[TransactionOut]:
     async with runtime.db.reader() as session:
         found = await _account(session, str(owner_public_id), mine=False)
-        return _log(await queries.day_log(session, found, day or today(runtime)))
+        return _log(await queries.day_log(session, found, day or today(runtime.settings.zone)))
 
 
 @router.get("/dashboard", responses=errors(403))
@@ -149,7 +145,7 @@ async def dashboard(
         int, Query(alias="days", ge=1, le=queries.MAX_DAYS, description="Days listed")
     ] = 7,
 ) -> DashboardOut:
-    last = day or today(runtime)
+    last = day or today(runtime.settings.zone)
     listed = domain.day_range(last, days_back)
     async with runtime.db.reader() as session:
         earnings = await queries.earnings_by_day(session, listed)
