@@ -24,7 +24,7 @@ from ates.platform.events import Event, default_registry
 from ates.platform.outbox import OutboxRelay
 from ates.platform.tables import consumer_positions, dead_letters, inbox, outbox
 from ates.platform.uow import UnitOfWork
-from tests.integration.broker_contract import account_created
+from ates.testing.events import account_created
 from tests.support import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
