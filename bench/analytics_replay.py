@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/analytics_replay.py [--days 10] [--tasks-per-day 100]
 
-A simulated company's events (the integration tests' workload: people, tasks, shuffles,
-completions, billing's movements and day closes) are published to a bundled NATS server
+A simulated company's events (``ates.testing.workload``, as in the integration tests:
+people, tasks, shuffles, completions, billing's movements and day closes) are published to
+a bundled NATS server
 (``sync_interval: always``); an analytics database is migrated; then the replay runs
 exactly as the CLI runs it (``ates.platform.replay.replay``: reset, consume every domain
 with a new group through the inbox, hand over) and is timed. The rebuilt dashboard is
@@ -14,18 +15,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' workload
-
-from tests.integration.analytics.feed import connected_broker, publish
-from tests.integration.analytics.workload import simulate
-from tests.support import TokenFactory
 
 from ates.config import Settings
 from ates.platform import migrations
@@ -34,6 +28,8 @@ from ates.platform.replay import replay
 from ates.platform.service import build_runtime
 from ates.services.analytics import queries
 from ates.services.registry import spec
+from ates.testing.events import connected_broker, publish
+from ates.testing.workload import simulate
 
 
 async def main(days: int, tasks_per_day: int) -> None:
@@ -57,7 +53,7 @@ async def main(days: int, tasks_per_day: int) -> None:
             await publish(broker, w.events)
             took = time.perf_counter() - started
             print(f"published in {took:.1f} s ({len(w.events) / took:,.0f} events/s)", flush=True)
-            runtime = build_runtime(spec("analytics"), settings, verifier=TokenFactory().verifier())
+            runtime = build_runtime(spec("analytics"), settings)  # verifies no token
             await migrations.upgrade("analytics", runtime.db)
             last_shown = [0.0]
 

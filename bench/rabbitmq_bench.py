@@ -1,6 +1,6 @@
 """Throughput of the RabbitMQ adapter on this machine's server.
 
-    PYTHONPATH=. .venv/bin/python bench/rabbitmq_bench.py [--events 10000] [--postgres]
+    .venv/bin/python bench/rabbitmq_bench.py [--events 10000] [--postgres]
 
 Measures, on a throwaway virtual host (needs ``rabbitmqctl``):
 
@@ -23,7 +23,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from tests.backends import (
+from ates.platform import migrations
+from ates.platform.broker import Broker, create_broker
+from ates.platform.consumer import EventConsumer
+from ates.platform.db import Database
+from ates.platform.events import Event, default_registry
+from ates.testing.events import account_created
+from ates.testing.servers import (
     POSTGRES_DSN,
     RABBITMQ_URL,
     create_database,
@@ -33,13 +39,6 @@ from tests.backends import (
     sqlalchemy_url,
     vhost_url,
 )
-from tests.integration.broker_contract import account_created
-
-from ates.platform import migrations
-from ates.platform.broker import Broker, create_broker
-from ates.platform.consumer import EventConsumer
-from ates.platform.db import Database
-from ates.platform.events import Event, default_registry
 
 
 async def consume_all(

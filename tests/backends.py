@@ -23,15 +23,21 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-import asyncpg
 import pytest
 
+from ates.testing.servers import (
+    POSTGRES_DSN,
+    RABBITMQ_URL,
+    create_database,
+    database_dsn,
+    drop_database,
+    rabbitmqctl,
+    sqlalchemy_url,
+    vhost_url,
+)
 from tests.rabbitmq_node import RabbitNode, rabbitmq_bin_dir
-
-POSTGRES_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 def in_ci() -> bool:
@@ -71,34 +77,6 @@ def postgres_dsn() -> str:
     return POSTGRES_DSN
 
 
-def database_dsn(dsn: str, name: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def sqlalchemy_url(dsn: str) -> str:
-    return dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
-
-
-async def create_database(dsn: str) -> str:
-    name = f"ates_test_{uuid.uuid4().hex[:12]}"
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    return name
-
-
-async def drop_database(dsn: str, name: str) -> None:
-    connection = await asyncpg.connect(dsn)
-    try:
-        # FORCE (PostgreSQL 13+) ends sessions a failed test may have left behind.
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
-
-
 @pytest.fixture
 async def postgres_url(postgres_dsn: str) -> AsyncIterator[str]:
     """A fresh, empty database for one test (``postgresql+asyncpg://``), dropped after."""
@@ -129,19 +107,6 @@ async def make_postgres_database(postgres_dsn: str) -> AsyncIterator[Callable[[]
 # --- RabbitMQ ------------------------------------------------------------------------
 
 
-async def rabbitmqctl(*args: str, timeout: float = 60) -> str:
-    process = await asyncio.create_subprocess_exec(
-        "rabbitmqctl",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout)
-    if process.returncode != 0:
-        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {err.decode() or out.decode()}")
-    return out.decode()
-
-
 @pytest.fixture(scope="session")
 def rabbitmq_server() -> str:
     """A reachable RabbitMQ whose ``rabbitmqctl`` works here (for vhosts and restarts)."""
@@ -153,11 +118,6 @@ def rabbitmq_server() -> str:
     if shutil.which("rabbitmqctl") is None:
         unavailable("rabbitmqctl (tests create a virtual host each)", "install rabbitmq-server")
     return RABBITMQ_URL
-
-
-def vhost_url(url: str, vhost: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{quote(vhost, safe='')}"))
 
 
 def restarts_rabbitmq(request: pytest.FixtureRequest) -> bool:

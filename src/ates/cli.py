@@ -373,7 +373,7 @@ def status(
     admin: --token, or --username/--password, or else the demo admin of 'ates up'. Exits
     1 if a service cannot be read."""
     from ates import statusreport
-    from ates.services.auth.password_login import LoginFailed
+    from ates.password_login import LoginFailed
 
     settings = stack_settings(data_dir, port_base)
     urls = {name: settings.public_url(name) for name in services or SERVICES}

@@ -23,7 +23,7 @@ class NoCredentials(Exception):
 def admin_token(auth_url: str, data_dir: Path, username: str | None, password: str | None) -> str:
     """An admin's access token: signed in as ``username`` with ``password``, or else as
     the demo admin ``ates up`` created in ``data_dir`` (its ``demo-logins.txt``)."""
-    from ates.services.auth.password_login import password_login
+    from ates.password_login import password_login
     from ates.simulate.client import read_logins
 
     if username is None or password is None:

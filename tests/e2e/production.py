@@ -40,9 +40,9 @@ import httpx
 import pytest
 
 from ates.config import PORT_OFFSETS, SERVICES
+from ates.password_login import password_login
 from ates.platform.broker.kafka.server import LocalKafka
-from ates.services.auth.password_login import password_login
-from tests.backends import (
+from ates.testing.servers import (
     database_dsn,
     rabbitmqctl,
     sqlalchemy_url,

@@ -110,7 +110,7 @@ class Stack:
 
     def token(self, username: str) -> str:
         """An access token for a demo person, got the way ``ates token`` gets one."""
-        from ates.services.auth.password_login import password_login
+        from ates.password_login import password_login
 
         _, password = self.logins[username]
         return str(password_login(self.url("auth"), username, password)["access_token"])

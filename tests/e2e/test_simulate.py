@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from ates.password_login import password_login
 from ates.platform.money import format_cents
-from ates.services.auth.password_login import password_login
 from tests.e2e.stack import Stack, clean_env, reserve_ports
 from tests.support import eventually
 

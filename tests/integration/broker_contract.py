@@ -47,38 +47,10 @@ from ates.platform.consumer import EventConsumer, Rejected
 from ates.platform.db import Database
 from ates.platform.events import Event, default_registry
 from ates.platform.tables import dead_letters, inbox, outbox
+from ates.testing.events import account_created
 from tests.support import eventually
 
 RestartBroker = Callable[[Callable[[], Awaitable[None]] | None], Awaitable[None]]
-
-
-def account_created(
-    event_id: str | None = None, username: str | None = None, key: str | None = None
-) -> OutgoingMessage:
-    """A valid ``AccountCreated`` of a new person, keyed by that person unless ``key``
-    says otherwise (a partitioned log keeps order only within one key)."""
-    person = str(uuid.uuid4())
-    given: dict[str, Any] = {"event_id": uuid.UUID(event_id)} if event_id else {}
-    event = Event(
-        event_name="AccountCreated",
-        event_version=1,
-        producer="test",
-        data={
-            "public_id": person,
-            "username": username or f"u{person[:8]}",
-            "email": "u@example.com",
-            "full_name": "U",
-            "role": "worker",
-        },
-        **given,
-    )
-    return OutgoingMessage(
-        str(event.event_id),
-        "accounts",
-        "AccountCreated",
-        event.to_json().encode(),
-        key=key or person,
-    )
 
 
 def raw_message(body: bytes) -> OutgoingMessage:

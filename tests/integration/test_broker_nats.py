@@ -10,11 +10,11 @@ import pytest
 
 from ates.platform.broker import Broker
 from ates.platform.embedded_nats import EmbeddedNats
+from ates.testing.events import account_created
 from tests.integration.broker_contract import (
     BrokerContract,
     Recorder,
     RestartBroker,
-    account_created,
     consuming,
     unique_group,
 )

@@ -21,12 +21,13 @@ from ates.platform.events import Event, default_registry
 from ates.platform.outbox import OutboxRelay
 from ates.platform.tables import inbox, outbox
 from ates.platform.uow import UnitOfWork
-from tests.backends import rabbitmqctl, restart_rabbitmq
+from ates.testing.events import account_created
+from ates.testing.servers import rabbitmqctl
+from tests.backends import restart_rabbitmq
 from tests.integration.broker_contract import (
     BrokerContract,
     Recorder,
     RestartBroker,
-    account_created,
     consuming,
     unique_group,
 )

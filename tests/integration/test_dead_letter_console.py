@@ -27,7 +27,7 @@ from ates.platform.events import Event
 from ates.platform.service import Runtime, ServiceSpec, build_runtime, create_app, running
 from ates.platform.tables import inbox
 from ates.platform.uow import UnitOfWork
-from tests.integration.broker_contract import account_created
+from ates.testing.events import account_created
 from tests.integration.test_retry_at_start import publish
 from tests.support import TokenFactory, eventually, make_settings, page_cookie
 

@@ -1,6 +1,6 @@
 """The platform's storage on PostgreSQL: migrations, types, inbox dedup between processes,
-dead letters, relays sharing an outbox, transaction locks. Each test has a database of its
-own (``postgres_url``), dropped afterwards."""
+dead letters, relays sharing an outbox. Each test has a database of its own
+(``postgres_url``), dropped afterwards."""
 
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ from ates.config import SERVICES
 from ates.platform import deadletters, migrations
 from ates.platform.broker import Ack, Delivery, OutgoingMessage, Retry, create_broker
 from ates.platform.consumer import EventConsumer
-from ates.platform.db import Database, transaction_lock
+from ates.platform.db import Database
 from ates.platform.events import Event, default_registry
 from ates.platform.outbox import OutboxRelay
 from ates.platform.tables import consumer_positions, dead_letters, inbox, outbox
 from ates.platform.uow import UnitOfWork
-from tests.integration.broker_contract import account_created
+from ates.testing.events import account_created
 from tests.support import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -266,42 +266,6 @@ async def test_outbox_ids_keep_growing_past_32_bits(db: Database) -> None:
         assert await session.scalar(select(outbox.c.id)) == 2**31 + 1
 
 
-# --- locks ---------------------------------------------------------------------------
-
-
-async def test_transaction_lock_makes_a_second_process_wait_for_the_first(
-    db: Database, other_process_db: Database
-) -> None:
-    steps: list[str] = []
-    first_holds = asyncio.Event()
-
-    async def first() -> None:
-        async with db.sessions() as session, session.begin():
-            await transaction_lock(session, "close-day 2025-03-03")
-            steps.append("first locked")
-            first_holds.set()
-            # commit only once the other day's lock was taken and the same day's is awaited
-            await eventually(lambda: _true("other day locked" in steps))
-            await eventually(lambda: _someone_waits_for_a_lock(db))
-            steps.append("first commits")
-
-    async def second() -> None:
-        await first_holds.wait()
-        async with other_process_db.sessions() as session, session.begin():
-            await transaction_lock(session, "close-day 2025-03-03")
-            steps.append("second locked")
-
-    async def unrelated() -> None:
-        await first_holds.wait()
-        async with other_process_db.sessions() as session, session.begin():
-            await transaction_lock(session, "close-day 2025-03-04")
-            steps.append("other day locked")
-
-    await asyncio.gather(first(), second(), unrelated())
-    assert steps.index("second locked") > steps.index("first commits")
-    assert steps.index("other day locked") < steps.index("first commits")
-
-
 # --- helpers -------------------------------------------------------------------------
 
 
@@ -316,10 +280,6 @@ async def _someone_waits_for_a_lock(db: Database) -> bool:
             )
         )
     return bool(waiting)
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 def _person() -> dict[str, str]:

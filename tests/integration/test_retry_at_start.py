@@ -24,7 +24,7 @@ from ates.platform.events import Event
 from ates.platform.service import Runtime, ServiceSpec, build_runtime, running
 from ates.platform.tables import dead_letters, inbox
 from ates.platform.uow import UnitOfWork
-from tests.integration.broker_contract import account_created
+from ates.testing.events import account_created
 from tests.support import TokenFactory, eventually, make_settings
 
 pytestmark = pytest.mark.integration

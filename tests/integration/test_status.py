@@ -28,7 +28,7 @@ from ates.platform import migrations
 from ates.platform.embedded_nats import free_port
 from ates.platform.service import Runtime, build_runtime, create_app, running
 from ates.services.registry import spec
-from tests.integration.broker_contract import account_created
+from ates.testing.events import account_created
 from tests.integration.test_retry_at_start import publish
 from tests.support import TokenFactory, eventually, make_settings, page_cookie
 

@@ -20,10 +20,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ates.platform import deadletters
 from ates.platform.api_errors import errors
-from ates.platform.dependencies import RuntimeDep
+from ates.platform.dependencies import RuntimeDep, require_roles
 from ates.platform.limits import JSON_BODY_MAX
 from ates.platform.pages import page_roles
-from ates.platform.security import Principal, require_roles
+from ates.platform.security import Principal
 from ates.platform.status import read_status
 from ates.platform.web import flash, render
 

@@ -2,7 +2,8 @@
 
 A day is written the way the design writes it (``26.11.2026``), a time as ``14:05``; every
 page says once, in its footer, which zone its times are in, so no time carries a zone of
-its own. Inside, time stays timezone-aware UTC (STYLE habit 9): these run at the edge.
+its own. Inside, time stays timezone-aware UTC (STYLE habit 9): these run at the edge,
+as does ``today``, the business day a request means when it names none.
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from ates.platform.params import parse_day
 
 DAY = "%d.%m.%Y"
 CLOCK = "%H:%M"
+
+
+def today(zone: tzinfo) -> date:
+    """The business day it is now: midnight to midnight in ``zone``."""
+    return datetime.now(zone).date()
 
 
 def format_day(day: date) -> str:

@@ -11,8 +11,9 @@ PostgreSQL (``postgresql+asyncpg://``) runs at its default READ COMMITTED: write
 transactions do *not* exclude each other as they do on SQLite, and several processes may
 share one database. Code that reads, decides and writes must therefore say what it
 relies on: a unique constraint (the inbox, a price per task), an atomic ``UPDATE … SET x
-= x + :delta``, ``SELECT … FOR UPDATE [SKIP LOCKED]``, or :func:`transaction_lock` for a
-decision that spans many rows (closing a day, a shuffle).
+= x + :delta``, ``SELECT … FOR UPDATE [SKIP LOCKED]`` (closing a day locks the billing
+books' row, a shuffle the tasks it moves), or a transaction-scoped advisory lock on
+:func:`lock_key` of a name (one service's consumers, its migrations).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -126,18 +127,6 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-
-async def transaction_lock(session: AsyncSession, name: str) -> None:
-    """Hold the lock ``name`` until the session's transaction ends (commit or rollback).
-
-    Transactions taking the same name run one after the other, in every process sharing
-    the database. PostgreSQL: a transaction-scoped advisory lock. SQLite: nothing to take,
-    a write transaction (``BEGIN IMMEDIATE``) already excludes every other writer.
-    """
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    await session.execute(select(func.pg_advisory_xact_lock(lock_key(name))))
 
 
 def lock_key(name: str) -> int:

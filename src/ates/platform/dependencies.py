@@ -1,15 +1,19 @@
-"""What a request handler of any service asks FastAPI for: the process's ``Runtime``.
+"""What a request handler of any service asks FastAPI for: the process's ``Runtime`` and
+the person a bearer token names (with role guards).
 
-An ``async def`` on purpose: FastAPI runs a plain ``def`` dependency on a worker thread,
-and a thread hop per request cost more than everything this one does.
+Async on purpose: FastAPI runs a plain ``def`` dependency on a worker thread, and a
+thread hop per request cost more than everything these do.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ates.platform.security import ROLES, InvalidToken, Principal
 from ates.platform.service import Runtime
 
 
@@ -19,3 +23,42 @@ async def current_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(current_runtime)]
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+async def current_principal(
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _unauthorized("missing bearer token")
+    try:
+        return await runtime.verifier.verify(credentials.credentials)
+    except InvalidToken as error:
+        raise _unauthorized(str(error))
+
+
+CurrentUser = Annotated[Principal, Depends(current_principal)]
+
+
+def require_roles(*roles: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency: the current person, if their role is one of ``roles`` (else 403)."""
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {unknown}")
+
+    async def guard(principal: CurrentUser) -> Principal:
+        if not principal.has_role(*roles):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, detail=f"requires role: {' or '.join(roles)}"
+            )
+        return principal
+
+    return guard

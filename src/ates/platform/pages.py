@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse
 
 from ates.platform import sessions
+from ates.platform.dependencies import RuntimeDep
 from ates.platform.security import Principal
 
 SESSION_KEY = "principal"
@@ -56,12 +57,11 @@ def principal_from_session(value: Any) -> Principal | None:
         return None
 
 
-async def page_user(request: Request) -> Principal:
+async def page_user(request: Request, runtime: RuntimeDep) -> Principal:
     """The person signed in, if their session is still good (``ates.platform.sessions``),
     with the role this service's copy of people gives them now."""
     principal = principal_from_session(request.session.get(SESSION_KEY))
     if principal is not None:
-        runtime = request.app.state.runtime
         principal = await sessions.current(request, runtime, principal, runtime.spec.standing)
     if principal is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")

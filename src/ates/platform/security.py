@@ -1,4 +1,4 @@
-"""Verifying bearer JWTs issued by the auth service, and role guards.
+"""Verifying bearer JWTs issued by the auth service.
 
 Every service verifies tokens locally against auth's published JWKS (cached, fetched
 again when a token names a ``kid`` we do not know), and checks ``iss``, ``aud`` and
@@ -11,13 +11,10 @@ import asyncio
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
-from fastapi import Depends, HTTPException, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -168,46 +165,3 @@ class TokenVerifier:
             return dict(decoded.claims)
         except (JoseError, ValueError, KeyError) as error:
             raise InvalidToken(f"token rejected: {error}")
-
-
-# --- FastAPI dependencies ---------------------------------------------------------------
-
-_bearer = HTTPBearer(auto_error=False)
-
-
-def _unauthorized(detail: str) -> HTTPException:
-    return HTTPException(
-        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
-    )
-
-
-async def current_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise _unauthorized("missing bearer token")
-    verifier: TokenVerifier = request.app.state.runtime.verifier
-    try:
-        return await verifier.verify(credentials.credentials)
-    except InvalidToken as error:
-        raise _unauthorized(str(error))
-
-
-CurrentUser = Annotated[Principal, Depends(current_principal)]
-
-
-def require_roles(*roles: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
-    """A dependency: the current person, if their role is one of ``roles`` (else 403)."""
-    unknown = set(roles) - set(ROLES)
-    if unknown:
-        raise ValueError(f"unknown roles {unknown}")
-
-    async def guard(principal: CurrentUser) -> Principal:
-        if not principal.has_role(*roles):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN, detail=f"requires role: {' or '.join(roles)}"
-            )
-        return principal
-
-    return guard

@@ -117,7 +117,3 @@ def add_dead_letter_retry_columns(op: Any) -> None:
         " ELSE 'failed' END"
         " WHERE kind IS NULL"
     )
-
-
-def drop_platform_tables(op: Any) -> None:
-    metadata.drop_all(op.get_bind())

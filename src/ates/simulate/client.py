@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from ates.config import Settings
-from ates.services.auth.password_login import LoginFailed, password_login
+from ates.password_login import LoginFailed, password_login
 from ates.simulate.plan import Login, SimulationError
 
 Say = Callable[[str], None]

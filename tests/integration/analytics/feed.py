@@ -2,63 +2,16 @@
 
 from __future__ import annotations
 
-import random
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import func, select
 
-from ates.platform.broker import Broker, OutgoingMessage, create_broker
 from ates.platform.db import Database
-from ates.platform.events import Event, default_registry
 from ates.platform.tables import inbox
-from tests.integration.analytics.workload import Completed, Workload
+from ates.testing.workload import Completed, Workload
 from tests.support import TokenFactory, eventually
-
-
-@asynccontextmanager
-async def connected_broker(url: str) -> AsyncIterator[Broker]:
-    broker = create_broker(url)
-    await broker.connect()
-    try:
-        await broker.ensure_streams(default_registry().domains())
-        yield broker
-    finally:
-        await broker.close()
-
-
-def message(event: Event, msg_id: str | None = None) -> OutgoingMessage:
-    return OutgoingMessage(
-        event_id=msg_id or str(event.event_id),
-        domain=default_registry().domain_of(event.event_name),
-        event_name=event.event_name,
-        body=event.to_json().encode(),
-    )
-
-
-async def publish(
-    broker: Broker,
-    events: Sequence[Event],
-    *,
-    rng: random.Random | None = None,
-    duplicates: float = 0.0,
-) -> None:
-    """Publish ``events``, shuffled by ``rng`` (so a TaskCompleted may come before its
-    TaskCreated), with a share of them published twice under another broker dedup id,
-    as a relay does that republishes after the broker's dedup window."""
-    messages = [message(event) for event in events]
-    if rng is not None:
-        messages += [
-            message(event, f"{event.event_id}-again")
-            for event in events
-            if rng.random() < duplicates
-        ]
-        rng.shuffle(messages)
-    for start in range(0, len(messages), 250):
-        await broker.publish(messages[start : start + 250])
 
 
 async def applied_count(db: Database, consumer: str) -> int:

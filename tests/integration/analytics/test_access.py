@@ -12,8 +12,9 @@ from ates.config import Settings
 from ates.platform.closing import late_booking_note
 from ates.platform.events import Event
 from ates.platform.tables import consumer_positions
-from tests.integration.analytics.feed import connected_broker, publish, wait_applied
-from tests.integration.analytics.workload import simulate
+from ates.testing.events import connected_broker, publish
+from ates.testing.workload import simulate
+from tests.integration.analytics.feed import wait_applied
 from tests.support import TokenFactory, page_cookie, service_harness
 
 pytestmark = pytest.mark.integration

@@ -27,8 +27,9 @@ from ates.platform.service import build_runtime, create_app, running
 from ates.platform.tables import inbox, outbox
 from ates.services.billing.models import Transaction
 from ates.services.registry import spec
-from tests.integration.analytics.feed import connected_broker, publish, wait_applied
-from tests.integration.analytics.workload import simulate
+from ates.testing.events import connected_broker, publish
+from ates.testing.workload import simulate
+from tests.integration.analytics.feed import wait_applied
 from tests.support import (
     Harness,
     TokenFactory,

@@ -16,8 +16,8 @@ from ates.platform.broker import Ack, Delivery, subject_for
 from ates.platform.consumer import EventConsumer
 from ates.platform.events import Event, default_registry
 from ates.services.analytics.handlers import HANDLERS
+from ates.testing.workload import simulate
 from tests.integration.analytics.test_order import migrated, projections
-from tests.integration.analytics.workload import simulate
 
 pytestmark = pytest.mark.integration
 

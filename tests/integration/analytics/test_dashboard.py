@@ -11,16 +11,15 @@ from pathlib import Path
 import pytest
 
 from ates.config import Settings
+from ates.testing.events import connected_broker, publish
+from ates.testing.workload import Workload, simulate
 from tests.integration.analytics.feed import (
-    connected_broker,
     expected_dashboard,
     normalized,
-    publish,
     shown_dashboard,
     task_json,
     wait_applied,
 )
-from tests.integration.analytics.workload import Workload, simulate
 from tests.support import TokenFactory, make_settings, service_harness
 
 pytestmark = pytest.mark.integration

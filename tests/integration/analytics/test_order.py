@@ -23,7 +23,7 @@ from ates.platform.tables import inbox
 from ates.platform.uow import UnitOfWork
 from ates.services.analytics.handlers import HANDLERS, reset_projections
 from ates.services.analytics.models import PROJECTIONS, TopCompletion
-from tests.integration.analytics.workload import make, new_id, rfc3339, simulate
+from ates.testing.workload import make, new_id, rfc3339, simulate
 
 pytestmark = pytest.mark.integration
 

@@ -29,16 +29,15 @@ from ates.platform.service import build_runtime
 from ates.platform.tables import consumer_positions
 from ates.services.analytics.models import DailyEarnings
 from ates.services.registry import spec
+from ates.testing.events import connected_broker, publish
+from ates.testing.workload import Workload, simulate
 from tests.integration.analytics.feed import (
     applied_count,
-    connected_broker,
     expected_dashboard,
-    publish,
     shown_dashboard,
     snapshot,
     wait_applied,
 )
-from tests.integration.analytics.workload import Workload, simulate
 from tests.support import TokenFactory, eventually, make_settings, service_harness
 
 pytestmark = pytest.mark.integration

@@ -10,10 +10,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel
 
 from ates.platform.api_errors import errors
-from ates.platform.dependencies import RuntimeDep
+from ates.platform.dates import today
+from ates.platform.dependencies import RuntimeDep, require_roles
 from ates.platform.params import Day
-from ates.platform.security import require_roles
-from ates.platform.service import Runtime
 from ates.services.analytics import queries
 from ates.services.analytics.domain import Period
 
@@ -80,10 +79,6 @@ class NegativeBalancesOut(BaseModel):
     workers: list[DebtorOut]
 
 
-def today(runtime: Runtime) -> dt.date:
-    return dt.datetime.now(runtime.settings.zone).date()
-
-
 def chosen_period(first: dt.date, last: dt.date) -> Period:
     """The range of a request, or a 422 naming the field that is wrong."""
     if last < first:
@@ -102,7 +97,7 @@ async def get_dashboard(
     runtime: RuntimeDep,
     date: Annotated[Day | None, Query(description="A business day (default today).")] = None,
 ) -> DashboardOut:
-    day = date or today(runtime)
+    day = date or today(runtime.settings.zone)
     async with runtime.db.reader() as session:
         board = await queries.dashboard(session, day, runtime.settings.zone)
     return DashboardOut(

@@ -10,13 +10,13 @@ from fastapi.responses import HTMLResponse
 from starlette.requests import Request
 
 from ates.platform.closing import day_state, late_booking_note
-from ates.platform.dates import parse_page_day
+from ates.platform.dates import parse_page_day, today
+from ates.platform.dependencies import RuntimeDep
 from ates.platform.pages import page_roles
 from ates.platform.replay import read_generation
 from ates.platform.security import Principal
 from ates.platform.web import flash, render
 from ates.services.analytics import queries
-from ates.services.analytics.api import RuntimeDep, today
 from ates.services.analytics.chart import bar_chart
 from ates.services.analytics.domain import (
     Period,
@@ -67,7 +67,7 @@ async def dashboard_page(
     last: Annotated[str, Query(alias="to")] = "",
 ) -> HTMLResponse:
     zone = runtime.settings.zone
-    day = _typed(request, "Day", date) or today(runtime)
+    day = _typed(request, "Day", date) or today(runtime.settings.zone)
     period, range_problem = _range(
         day, _typed(request, "Range from", first), _typed(request, "to", last)
     )
@@ -94,7 +94,7 @@ async def dashboard_page(
         "states": {
             m.day: day_state(m.day, closed=m.closed, last_closed=last_closed) for m in money
         },
-        "late_note": late_booking_note(last_closed, today(runtime)),
+        "late_note": late_booking_note(last_closed, today(runtime.settings.zone)),
         "day_label": day_label,
         "period_name": period_label,
         "dollars": whole_dollars,

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from ates.platform.api_errors import errors
+from ates.platform.dependencies import CurrentUser, RuntimeDep
 from ates.platform.params import is_uuid
-from ates.platform.security import CurrentUser
 from ates.platform.text import WHITESPACE
 from ates.services.auth import handlers
 from ates.services.auth.domain import (
@@ -113,8 +113,8 @@ def _known(public_id: str) -> str:
     return public_id
 
 
-async def _person_of_token(request: Request, token: CurrentUser) -> Person:
-    async with request.app.state.runtime.db.reader() as session:
+async def _person_of_token(runtime: RuntimeDep, token: CurrentUser) -> Person:
+    async with runtime.db.reader() as session:
         person: Person | None = await session.scalar(
             select(Person).where(Person.public_id == str(token.public_id))
         )
@@ -144,7 +144,7 @@ def _unprocessable(error: PersonRuleError) -> HTTPException:
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, responses=errors(403, 409, 413))
-async def create_user(body: NewPerson, request: Request, admin: Admin) -> PersonOut:
+async def create_user(body: NewPerson, runtime: RuntimeDep, admin: Admin) -> PersonOut:
     command = handlers.CreatePerson(
         username=body.username,
         role=body.role,
@@ -153,7 +153,7 @@ async def create_user(body: NewPerson, request: Request, admin: Admin) -> Person
         full_name=body.full_name,
     )
     try:
-        async with request.app.state.runtime.uow() as uow:
+        async with runtime.uow() as uow:
             person = await handlers.create_person(uow, command)
     except PersonRuleError as error:
         raise _unprocessable(error)
@@ -163,16 +163,16 @@ async def create_user(body: NewPerson, request: Request, admin: Admin) -> Person
 
 
 @router.get("/users", responses=errors(403))
-async def list_users(request: Request, admin: Admin) -> list[PersonOut]:
-    async with request.app.state.runtime.uow() as uow:
+async def list_users(runtime: RuntimeDep, admin: Admin) -> list[PersonOut]:
+    async with runtime.uow() as uow:
         people = await handlers.list_people(uow)
     return [PersonOut.of(p) for p in people]
 
 
 @router.get("/users/{public_id}", responses=errors(403, 404))
-async def get_user(public_id: str, request: Request, admin: Admin) -> PersonOut:
+async def get_user(public_id: str, runtime: RuntimeDep, admin: Admin) -> PersonOut:
     try:
-        async with request.app.state.runtime.uow() as uow:
+        async with runtime.uow() as uow:
             person = await handlers.get_person(uow, _known(public_id))
     except handlers.PersonNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no person {public_id}")
@@ -181,7 +181,7 @@ async def get_user(public_id: str, request: Request, admin: Admin) -> PersonOut:
 
 @router.patch("/users/{public_id}", responses=errors(403, 404, 409, 413))
 async def change_user(
-    public_id: str, body: PersonPatch, request: Request, admin: Admin
+    public_id: str, body: PersonPatch, runtime: RuntimeDep, admin: Admin
 ) -> PersonOut:
     command = handlers.ChangePerson(
         public_id=_known(public_id),
@@ -192,7 +192,7 @@ async def change_user(
         actor_public_id=admin.public_id,
     )
     try:
-        async with request.app.state.runtime.uow() as uow:
+        async with runtime.uow() as uow:
             person = await handlers.change_person(uow, command)
     except handlers.PersonNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no person {public_id}")

@@ -222,7 +222,7 @@ def token(
     """Print an access token for USERNAME, for scripts and curl. It comes from the running
     auth service through the sign-in flow of the command line's own client; the system is
     found from its data directory."""
-    from ates.services.auth.password_login import LoginFailed, password_login
+    from ates.password_login import LoginFailed, password_login
 
     settings = stack_settings(data_dir)
     try:

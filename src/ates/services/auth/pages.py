@@ -8,14 +8,16 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from ates.platform.dependencies import RuntimeDep
 from ates.platform.login import safe_next
 from ates.platform.params import is_uuid
+from ates.platform.service import Runtime
 from ates.platform.web import error_page, flash, render
 from ates.services.auth import handlers
 from ates.services.auth.domain import ROLES, PersonConflict, PersonRuleError
 from ates.services.auth.handlers import SignInRefused
 from ates.services.auth.models import Person
-from ates.services.auth.oauth.provider import provider_of
+from ates.services.auth.oauth.provider import Provider, ProviderDep
 from ates.services.auth.session import (
     CSRF_FIELD,
     SignedIn,
@@ -42,11 +44,10 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
     return render(request, template, status_code=status_code, **context)
 
 
-def signed_out_page(request: Request, then: str | None) -> Response:
+def signed_out_page(request: Request, provider: Provider, then: str | None) -> Response:
     """ "Signed out", with every dashboard's front-channel logout URL in a hidden iframe
     (OpenID Connect Front-Channel Logout 1.0) so their sessions end too, then on to
     ``then`` (the client's registered post-logout page) if there is one."""
-    provider = provider_of(request)
     issuer = urlencode({"iss": provider.settings.issuer})
     frames = [
         f"{client.frontchannel_logout_uri}?{issuer}"
@@ -74,11 +75,13 @@ def _login_page(
 
 
 @router.get("/login")
-async def login_form(request: Request, next: str = "/", prompt: str = "") -> Response:
+async def login_form(
+    request: Request, runtime: RuntimeDep, next: str = "/", prompt: str = ""
+) -> Response:
     """The form; someone already signed in goes straight on, unless a client asked for
     the password again (OpenID ``prompt=login``)."""
     next_url = safe_next(next)
-    if prompt != "login" and await signed_in_person(request) is not None:
+    if prompt != "login" and await signed_in_person(request, runtime) is not None:
         return RedirectResponse(next_url, status_code=303)
     return _login_page(request, next_url)
 
@@ -86,6 +89,7 @@ async def login_form(request: Request, next: str = "/", prompt: str = "") -> Res
 @router.post("/login")
 async def login(
     request: Request,
+    runtime: RuntimeDep,
     username: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form(alias=CSRF_FIELD)] = "",
@@ -103,14 +107,14 @@ async def login(
             status=422,
         )
     try:
-        person = await handlers.sign_in(request.app.state.runtime.db, username, password)
+        person = await handlers.sign_in(runtime.db, username, password)
     except SignInRefused as refused:
         status = 429 if refused.locked else 401
         return _login_page(request, next_url, error=str(refused), username=username, status=status)
     if person.must_change_password:
         request.session[CHOOSING_KEY] = {"public_id": person.public_id, "next": next_url}
         return RedirectResponse("/password", status_code=303)
-    await start_session(request, person)
+    await start_session(request, runtime, person)
     return RedirectResponse(next_url, status_code=303)
 
 
@@ -136,6 +140,7 @@ async def choose_password_form(request: Request) -> Response:
 @router.post("/password")
 async def choose_password(
     request: Request,
+    runtime: RuntimeDep,
     password: Annotated[str, Form()] = "",
     again: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form(alias=CSRF_FIELD)] = "",
@@ -148,29 +153,29 @@ async def choose_password(
     if password != again:
         return _choose_page(request, "New password and Again differ: type the same twice.", 422)
     try:
-        async with request.app.state.runtime.uow() as uow:
+        async with runtime.uow() as uow:
             person = await handlers.choose_password(uow, choosing["public_id"], password)
     except PersonRuleError as rule:
         return _choose_page(request, f"New password: {rule.message}.", 422)
     except handlers.PersonNotFound:
         request.session.pop(CHOOSING_KEY, None)
         return RedirectResponse("/login", status_code=303)
-    await start_session(request, person)  # a new session: the marker goes with the old
+    await start_session(request, runtime, person)  # a new session: the marker goes with the old
     flash(request, "Your new password is set.", "success")
     return RedirectResponse(safe_next(choosing.get("next")), status_code=303)
 
 
 @router.post("/logout")
-async def logout(request: Request) -> Response:
-    await end_session(request)
-    return signed_out_page(request, None)
+async def logout(request: Request, runtime: RuntimeDep, provider: ProviderDep) -> Response:
+    await end_session(request, runtime)
+    return signed_out_page(request, provider, None)
 
 
 @router.get("/")
-async def home(request: Request, person: SignedIn) -> Response:
+async def home(request: Request, person: SignedIn, runtime: RuntimeDep) -> Response:
     people: list[Person] = []
     if person.role == "admin":
-        async with request.app.state.runtime.uow() as uow:
+        async with runtime.uow() as uow:
             people = await handlers.list_people(uow)
     return page(
         request,
@@ -188,6 +193,7 @@ async def home(request: Request, person: SignedIn) -> Response:
 async def create_person(
     request: Request,
     admin: SignedInAdmin,
+    runtime: RuntimeDep,
     username: Annotated[str, Form()] = "",
     full_name: Annotated[str, Form()] = "",
     email: Annotated[str, Form()] = "",
@@ -208,7 +214,7 @@ async def create_person(
             full_name=full_name.strip() or None,
         )
         try:
-            async with request.app.state.runtime.uow() as uow:
+            async with runtime.uow() as uow:
                 created = await handlers.create_person(uow, command)
         except PersonRuleError as rule:
             error = str(rule)
@@ -217,7 +223,7 @@ async def create_person(
         else:
             flash(request, f"{created.full_name} ({created.username}) can now sign in.", "success")
             return RedirectResponse("/", status_code=303)
-    async with request.app.state.runtime.uow() as uow:
+    async with runtime.uow() as uow:
         people = await handlers.list_people(uow)
     return page(
         request,
@@ -234,11 +240,13 @@ async def create_person(
 
 
 @router.get("/people/{public_id}")
-async def person_page(request: Request, public_id: str, admin: SignedInAdmin) -> Response:
+async def person_page(
+    request: Request, public_id: str, admin: SignedInAdmin, runtime: RuntimeDep
+) -> Response:
     try:
         if not is_uuid(public_id):  # nobody has such an id (and PostgreSQL may refuse it)
             raise handlers.PersonNotFound(public_id)
-        async with request.app.state.runtime.uow() as uow:
+        async with runtime.uow() as uow:
             person = await handlers.get_person(uow, public_id)
     except handlers.PersonNotFound:
         return error_page(request, 404, "There is no such person.")
@@ -257,6 +265,7 @@ async def change_person(
     request: Request,
     public_id: str,
     admin: SignedInAdmin,
+    runtime: RuntimeDep,
     full_name: Annotated[str, Form()] = "",
     email: Annotated[str, Form()] = "",
     role: Annotated[str, Form()] = "",
@@ -268,7 +277,7 @@ async def change_person(
         flash(request, FORM_EXPIRED, "error")
         return RedirectResponse(f"/people/{public_id}", status_code=303)
     if active == "no" and confirmed != "yes" and is_uuid(public_id):
-        async with request.app.state.runtime.uow() as uow:
+        async with runtime.uow() as uow:
             try:
                 before = await handlers.get_person(uow, public_id)
             except handlers.PersonNotFound:
@@ -294,7 +303,7 @@ async def change_person(
     try:
         if not is_uuid(public_id):
             raise handlers.PersonNotFound(public_id)
-        async with request.app.state.runtime.uow() as uow:
+        async with runtime.uow() as uow:
             person = await handlers.change_person(uow, command)
     except handlers.PersonNotFound:
         flash(request, "There is no such person.", "error")
@@ -307,9 +316,11 @@ async def change_person(
 
 
 @router.get("/people/{public_id}/password")
-async def confirm_reset(request: Request, public_id: str, admin: SignedInAdmin) -> Response:
+async def confirm_reset(
+    request: Request, public_id: str, admin: SignedInAdmin, runtime: RuntimeDep
+) -> Response:
     """The question before a password reset, saying what it does."""
-    person = await _person_or_none(request, public_id)
+    person = await _person_or_none(runtime, public_id)
     if person is None:
         return error_page(request, 404, "There is no such person.")
     return page(
@@ -326,15 +337,16 @@ async def reset_password(
     request: Request,
     public_id: str,
     admin: SignedInAdmin,
+    runtime: RuntimeDep,
     csrf: Annotated[str, Form(alias=CSRF_FIELD)] = "",
 ) -> Response:
     if not csrf_ok(request, csrf):
         flash(request, FORM_EXPIRED, "error")
         return RedirectResponse(f"/people/{public_id}/password", status_code=303)
-    if await _person_or_none(request, public_id) is None:
+    if await _person_or_none(runtime, public_id) is None:
         return error_page(request, 404, "There is no such person.")
     command = handlers.ResetPassword(public_id=public_id, actor_public_id=admin.public_id)
-    async with request.app.state.runtime.uow() as uow:
+    async with runtime.uow() as uow:
         person, one_time = await handlers.reset_password(uow, command)
     # shown once, on this answer only: never in a flash (the session cookie) or a log
     response = page(
@@ -344,10 +356,10 @@ async def reset_password(
     return response
 
 
-async def _person_or_none(request: Request, public_id: str) -> Person | None:
+async def _person_or_none(runtime: Runtime, public_id: str) -> Person | None:
     if not is_uuid(public_id):
         return None
-    async with request.app.state.runtime.uow() as uow:
+    async with runtime.uow() as uow:
         try:
             return await handlers.get_person(uow, public_id)
         except handlers.PersonNotFound:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import select
 
 from ates.platform import sessions
+from ates.platform.dependencies import RuntimeDep
 from ates.platform.pages import (
     SESSION_KEY,
     LoginRequired,
@@ -28,6 +29,7 @@ from ates.platform.pages import (
     principal_to_session,
 )
 from ates.platform.security import Principal
+from ates.platform.service import Runtime
 from ates.services.auth.domain import SESSION_MAX_AGE
 from ates.services.auth.models import Person
 
@@ -36,18 +38,14 @@ CSRF_KEY = "csrf"
 CSRF_FIELD = "csrf_token"
 
 
-async def start_session(request: Request, person: Person) -> None:
-    await sessions.start(request, runtime_of(request), person.public_id, SESSION_MAX_AGE)
+async def start_session(request: Request, runtime: Runtime, person: Person) -> None:
+    await sessions.start(request, runtime, person.public_id, SESSION_MAX_AGE)
     request.session[SESSION_KEY] = principal_to_session(principal(person))
     request.session[SIGNED_IN_AT] = int(time.time())
 
 
-async def end_session(request: Request) -> None:
-    await sessions.end(request, runtime_of(request))
-
-
-def runtime_of(request: Request) -> Any:
-    return request.app.state.runtime
+async def end_session(request: Request, runtime: Runtime) -> None:
+    await sessions.end(request, runtime)
 
 
 def principal(person: Person) -> Principal:
@@ -59,12 +57,12 @@ def principal(person: Person) -> Principal:
     )
 
 
-async def signed_in_person(request: Request) -> Person | None:
+async def signed_in_person(request: Request, runtime: Runtime) -> Person | None:
     """The person signed in to auth, if the session is still good."""
     found = principal_from_session(request.session.get(SESSION_KEY))
     if found is None or not isinstance(request.session.get(SIGNED_IN_AT), int):
         return None
-    async with runtime_of(request).db.reader() as session:
+    async with runtime.db.reader() as session:
         good = await sessions.started_at(session, request, str(found.public_id))
         person: Person | None = await session.scalar(
             select(Person).where(Person.public_id == str(found.public_id))
@@ -73,13 +71,13 @@ async def signed_in_person(request: Request) -> Person | None:
         request.session.clear()
         return None
     if person is None or not person.active:
-        await end_session(request)
+        await end_session(request, runtime)
         return None
     return person
 
 
-async def page_person(request: Request) -> Person:
-    person = await signed_in_person(request)
+async def page_person(request: Request, runtime: RuntimeDep) -> Person:
+    person = await signed_in_person(request, runtime)
     if person is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(target)

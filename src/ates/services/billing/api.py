@@ -15,9 +15,10 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ates.platform.api_errors import errors
-from ates.platform.dependencies import RuntimeDep
+from ates.platform.dates import today
+from ates.platform.dependencies import CurrentUser, RuntimeDep, require_roles
 from ates.platform.params import Day
-from ates.platform.security import CurrentUser, Principal, require_roles
+from ates.platform.security import Principal
 from ates.platform.service import Runtime
 from ates.services.billing import days, domain, queries
 from ates.services.billing.models import Account
@@ -28,10 +29,6 @@ Accounting = Annotated[Principal, Depends(require_roles("admin", "accountant"))]
 DayQuery = Annotated[
     Day | None, Query(alias="date", description="A business day, YYYY-MM-DD (default: today)")
 ]
-
-
-def today(runtime: Runtime) -> date:
-    return domain.business_date(datetime.now(UTC), runtime.settings.zone)
 
 
 class AccountOut(BaseModel):
@@ -136,7 +133,7 @@ async def _day_log(
     async with runtime.db.reader() as session:
         account = await _account(session, owner, mine=mine)
         page = await queries.day_log_page(
-            session, account, day or today(runtime), limit=limit, cursor=cursor
+            session, account, day or today(runtime.settings.zone), limit=limit, cursor=cursor
         )
     if page.next_cursor is not None:
         next_url = request.url.include_query_params(cursor=page.next_cursor)
@@ -207,7 +204,7 @@ async def dashboard(
         int, Query(alias="days", ge=1, le=queries.MAX_DAYS, description="Days listed")
     ] = 7,
 ) -> DashboardOut:
-    last = day or today(runtime)
+    last = day or today(runtime.settings.zone)
     listed = domain.day_range(last, days_back)
     async with runtime.db.reader() as session:
         earnings = await queries.earnings_by_day(session, listed)

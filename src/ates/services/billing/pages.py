@@ -14,14 +14,14 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ates.platform.closing import day_state, late_booking_note
-from ates.platform.dates import format_day, parse_page_day
+from ates.platform.dates import format_day, parse_page_day, today
+from ates.platform.dependencies import RuntimeDep
 from ates.platform.money import format_cents
 from ates.platform.pages import PageUser, page_roles
 from ates.platform.params import is_uuid, parse_day
 from ates.platform.security import Principal
 from ates.platform.web import error_page, flash, render
 from ates.services.billing import days, domain, ledger, queries
-from ates.services.billing.api import RuntimeDep, today
 from ates.services.billing.models import Account
 
 router = APIRouter(include_in_schema=False)
@@ -59,7 +59,7 @@ async def _account_page(
             movements = await queries.day_log(session, account, day, show_day=format_day)
             figures = await queries.day_figures(session, account, day)
         books = await ledger.books(session, lock="none")
-    now = today(runtime)
+    now = today(runtime.settings.zone)
     return render(
         request,
         "account.html",
@@ -104,7 +104,7 @@ async def my_account(
         runtime,
         user,
         account,
-        _day(request, day, today(runtime)),
+        _day(request, day, today(runtime.settings.zone)),
         heading="My account",
         base_url="/me",
     )
@@ -126,7 +126,7 @@ async def person_account(
         runtime,
         user,
         account,
-        _day(request, day, today(runtime)),
+        _day(request, day, today(runtime.settings.zone)),
         heading=f"Account of {name or owner_public_id}",
         base_url=f"/accounts/{owner_public_id}",
     )
@@ -141,7 +141,7 @@ async def company(
     days_back: Annotated[int, Query(alias="days", ge=1, le=queries.MAX_DAYS)] = 14,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # beyond int4: no such page
 ) -> HTMLResponse:
-    now = today(runtime)
+    now = today(runtime.settings.zone)
     async with runtime.db.reader() as session:
         closed_through = (await ledger.books(session, lock="none")).closed_through
         earliest = await queries.earliest_movement(session)

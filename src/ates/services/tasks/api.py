@@ -15,9 +15,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from ates.platform.api_errors import errors
-from ates.platform.dependencies import RuntimeDep
+from ates.platform.dependencies import CurrentUser, RuntimeDep, require_roles
 from ates.platform.params import UUID_PATTERN, is_uuid
-from ates.platform.security import CurrentUser, Principal, require_roles
+from ates.platform.security import Principal
 from ates.platform.text import WHITESPACE
 from ates.services.tasks import domain, queries
 from ates.services.tasks.domain import AlreadyDone, NoActiveWorker, NotTheAssignee

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from ates.platform.dependencies import RuntimeDep
 from ates.platform.login import safe_next
 from ates.platform.pages import PageUser, page_roles
 from ates.platform.params import is_uuid
@@ -17,7 +18,7 @@ from ates.platform.security import Principal
 from ates.platform.service import Runtime
 from ates.platform.web import error_page, flash, render
 from ates.services.tasks import people, queries
-from ates.services.tasks.api import MANAGING, RuntimeDep
+from ates.services.tasks.api import MANAGING
 from ates.services.tasks.domain import OPEN, TaskRuleBroken
 from ates.services.tasks.finding import Finding, parse_finding
 from ates.services.tasks.handlers import (

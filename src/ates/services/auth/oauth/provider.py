@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends
 
 from ates.config import Settings
 from ates.platform.db import Database
+from ates.platform.dependencies import RuntimeDep
 from ates.platform.security import RemoteJwks, TokenVerifier
 from ates.platform.service import Runtime
 from ates.platform.uow import UnitOfWork
@@ -74,8 +76,11 @@ async def start_provider(runtime: Runtime) -> None:
         runtime.verifier = provider.verifier
 
 
-def provider_of(request: Request) -> Provider:
-    provider: Provider | None = request.app.state.runtime.extras.get(EXTRAS_KEY)
+async def current_provider(runtime: RuntimeDep) -> Provider:
+    provider: Provider | None = runtime.extras.get(EXTRAS_KEY)
     if provider is None:
         raise RuntimeError("the OAuth provider is not started (start_provider did not run)")
     return provider
+
+
+ProviderDep = Annotated[Provider, Depends(current_provider)]

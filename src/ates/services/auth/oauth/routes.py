@@ -12,12 +12,13 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
+from ates.platform.dependencies import RuntimeDep
 from ates.platform.security import InvalidToken
 from ates.services.auth.models import Person
 from ates.services.auth.oauth.bridge import in_worker, oauth_request
 from ates.services.auth.oauth.clients import SCOPES
 from ates.services.auth.oauth.keys import ALGORITHM
-from ates.services.auth.oauth.provider import Provider, provider_of
+from ates.services.auth.oauth.provider import ProviderDep
 from ates.services.auth.oauth.server import TOKEN_AUTH_METHODS, user_claims
 from ates.services.auth.pages import page, signed_out_page
 from ates.services.auth.session import (
@@ -32,7 +33,6 @@ from ates.services.auth.session import (
 
 router = APIRouter(include_in_schema=False)
 _bearer = HTTPBearer(auto_error=False)
-ProviderDep = Annotated[Provider, Depends(provider_of)]
 
 
 def discovery_document(issuer: str) -> dict[str, Any]:
@@ -95,9 +95,9 @@ def _without(request: Request, *names: str) -> str:
 
 
 @router.get("/oauth/authorize")
-async def authorize(request: Request, provider: ProviderDep) -> Response:
+async def authorize(request: Request, provider: ProviderDep, runtime: RuntimeDep) -> Response:
     server = provider.server
-    person = await signed_in_person(request)
+    person = await signed_in_person(request, runtime)
     try:
         oauth = await oauth_request(request, payload_from="query")
     except OAuth2Error as error:
@@ -169,12 +169,14 @@ async def userinfo(
 
 
 @router.api_route("/oauth/end-session", methods=["GET", "POST"])
-async def end_session_endpoint(request: Request, provider: ProviderDep) -> Response:
+async def end_session_endpoint(
+    request: Request, provider: ProviderDep, runtime: RuntimeDep
+) -> Response:
     """OpenID Connect RP-initiated logout. With an ``id_token_hint`` for the person signed
     in, they are signed out at once; otherwise they are asked to confirm (a bare link must
     not sign anyone out: that would let any page do it)."""
     server = provider.server
-    person = await signed_in_person(request)
+    person = await signed_in_person(request, runtime)
     try:
         oauth = await oauth_request(request, payload_from="both")
     except OAuth2Error as error:
@@ -200,6 +202,6 @@ async def end_session_endpoint(request: Request, provider: ProviderDep) -> Respo
         response: Response | None = await in_worker(
             call, server.create_endpoint_response, "end_session", ending
         )
-    await end_session(request)
+    await end_session(request, runtime)
     then = response.headers.get("location") if response is not None else None
-    return signed_out_page(request, then)
+    return signed_out_page(request, provider, then)
