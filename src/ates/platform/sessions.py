@@ -19,7 +19,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from fastapi import Request
@@ -47,15 +47,6 @@ page_sessions = sa.Table(
     sa.Index("ix_page_sessions_expires_at", "expires_at"),
     sa.Index("ix_page_sessions_person", "person_public_id"),
 )
-
-
-def create_session_table(op: Any) -> None:
-    """Call from a service's Alembic migration."""
-    metadata.create_all(op.get_bind())
-
-
-def drop_session_table(op: Any) -> None:
-    metadata.drop_all(op.get_bind())
 
 
 @dataclass(frozen=True, slots=True)

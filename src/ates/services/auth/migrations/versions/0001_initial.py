@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from ates.platform.tables import create_platform_tables
+from ates.platform import table_revisions
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -20,7 +20,7 @@ TS = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
-    create_platform_tables(op)
+    table_revisions.create_tables(op)
     op.create_table(
         "people",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -94,3 +94,4 @@ def downgrade() -> None:
         "people",
     ):
         op.drop_table(table)
+    table_revisions.drop_tables(op)

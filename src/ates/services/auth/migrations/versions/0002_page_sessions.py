@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from ates.platform.sessions import create_session_table, drop_session_table
+from ates.platform import table_revisions
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -17,8 +17,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    create_session_table(op)
+    table_revisions.create_page_sessions(op)
 
 
 def downgrade() -> None:
-    drop_session_table(op)
+    table_revisions.drop_page_sessions(op)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from ates.platform.tables import create_platform_tables
+from ates.platform import table_revisions
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -20,7 +20,7 @@ LEDGER_TABLES = ("transactions", "entries")
 
 
 def upgrade() -> None:
-    create_platform_tables(op)
+    table_revisions.create_tables(op)
     accounts = op.create_table(
         "accounts",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -160,3 +160,4 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION IF EXISTS billing_ledger_is_append_only()")
     for table in ("books", "closed_days", "entries", "transactions", "tasks", "accounts"):
         op.drop_table(table)
+    table_revisions.drop_tables(op)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from ates.platform.tables import create_platform_tables
+from ates.platform import table_revisions
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -18,7 +18,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    create_platform_tables(op)
+    table_revisions.create_tables(op)
     op.create_table(
         "people",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -60,3 +60,4 @@ def downgrade() -> None:
     op.drop_table("notices")
     op.drop_table("tasks")
     op.drop_table("people")
+    table_revisions.drop_tables(op)

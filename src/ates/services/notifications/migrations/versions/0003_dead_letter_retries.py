@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from ates.platform.tables import add_dead_letter_retry_columns
+from ates.platform import table_revisions
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -17,10 +17,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    add_dead_letter_retry_columns(op)
+    table_revisions.add_dead_letter_retries(op)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("dead_letters") as batch:
-        for column in ("outcome", "retries", "kind"):
-            batch.drop_column(column)
+    table_revisions.drop_dead_letter_retries(op)
