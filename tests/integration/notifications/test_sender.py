@@ -65,13 +65,16 @@ class YieldingNotifier:
         self.log.append(message.line())
 
 
-async def notices_for_polly(runtime: Runtime, count: int) -> None:
+async def notices_for_polly(runtime: Runtime, count: int) -> datetime:
+    """``count`` notices for Polly; returns a moment past the grace period of all of them
+    (taken after they were written: a module-level constant is stale in a long run)."""
     polly = person_data("worker", "Polly Parrot")
     await deliver(runtime, event("AccountCreated", polly))
     for number in range(count):
         # the task stays unknown: sent after the grace period, naming its id
         task = f"00000000-0000-4000-8000-{number:012d}"
         await deliver(runtime, task_assigned(task, polly["public_id"]))
+    return datetime.now(UTC) + timedelta(minutes=5)
 
 
 async def unsent(runtime: Runtime) -> int:
@@ -80,38 +83,35 @@ async def unsent(runtime: Runtime) -> int:
         return int(await session.scalar(query) or 0)
 
 
-LATER = datetime.now(UTC) + timedelta(minutes=5)  # past the grace period of every notice
-
-
 async def test_a_crash_between_claim_and_mark_is_sent_again_after_the_lease(
     runtime: Runtime,
 ) -> None:
-    await notices_for_polly(runtime, 1)
+    later = await notices_for_polly(runtime, 1)
     with pytest.raises(Crash):
-        await send_pending(runtime.uow, CrashingNotifier(), now=LATER)
+        await send_pending(runtime.uow, CrashingNotifier(), now=later)
 
     notifier = RecordingNotifier()
     # the dead round's claim holds until its lease runs out ...
-    assert await send_pending(runtime.uow, notifier, now=LATER + LEASE / 2) == 0
+    assert await send_pending(runtime.uow, notifier, now=later + LEASE / 2) == 0
     assert await unsent(runtime) == 1  # ... and the notice is not lost
-    assert await send_pending(runtime.uow, notifier, now=LATER + LEASE) == 1
+    assert await send_pending(runtime.uow, notifier, now=later + LEASE) == 1
     assert len(notifier.sent) == 3  # email, Slack and SMS, once
     assert await unsent(runtime) == 0
-    assert await send_pending(runtime.uow, notifier, now=LATER + 3 * LEASE) == 0
+    assert await send_pending(runtime.uow, notifier, now=later + 3 * LEASE) == 0
 
 
 async def test_a_failed_sending_is_retried_later_with_its_reason(runtime: Runtime) -> None:
-    await notices_for_polly(runtime, 1)
-    assert await send_pending(runtime.uow, BrokenGateway(), now=LATER) == 0
+    later = await notices_for_polly(runtime, 1)
+    assert await send_pending(runtime.uow, BrokenGateway(), now=later) == 0
     async with runtime.db.reader() as session:
         notice = (await session.scalars(select(Notice))).one()
     assert notice.attempts == 1 and notice.claimed_by is None
     assert notice.last_error == "ConnectionError: SMS gateway down"
-    assert notice.next_try_at == LATER + retry_delay(1)
+    assert notice.next_try_at == later + retry_delay(1)
 
     notifier = RecordingNotifier()
-    assert await send_pending(runtime.uow, notifier, now=LATER + retry_delay(1) / 2) == 0
-    assert await send_pending(runtime.uow, notifier, now=LATER + retry_delay(1)) == 1
+    assert await send_pending(runtime.uow, notifier, now=later + retry_delay(1) / 2) == 0
+    assert await send_pending(runtime.uow, notifier, now=later + retry_delay(1)) == 1
     assert len(notifier.sent) == 3
     assert retry_delay(2) == 2 * retry_delay(1)
 
@@ -119,19 +119,19 @@ async def test_a_failed_sending_is_retried_later_with_its_reason(runtime: Runtim
 async def test_nothing_is_sent_inside_a_transaction(runtime: Runtime) -> None:
     """While a gateway hangs, the database is free: another round runs (claiming nothing
     held) and the consumer still writes."""
-    await notices_for_polly(runtime, 2)
+    later = await notices_for_polly(runtime, 2)
     slow = GatedNotifier()
-    first = asyncio.create_task(send_pending(runtime.uow, slow, now=LATER))
+    first = asyncio.create_task(send_pending(runtime.uow, slow, now=later))
     await eventually(lambda: _true(slow.sent))
 
     other = RecordingNotifier()
-    assert await asyncio.wait_for(send_pending(runtime.uow, other, now=LATER), 10) == 0
+    assert await asyncio.wait_for(send_pending(runtime.uow, other, now=later), 10) == 0
     await asyncio.wait_for(notices_for_polly(runtime, 1), 10)  # the consumer writes
     assert other.sent == []
 
     slow.gate.set()
     assert await first == 2
-    assert await send_pending(runtime.uow, other, now=LATER) == 1  # the one written meanwhile
+    assert await send_pending(runtime.uow, other, now=later) == 1  # the one written meanwhile
     assert len(slow.sent) == 6 and len(other.sent) == 3
 
 
@@ -140,11 +140,11 @@ async def _true(value: object) -> bool:
 
 
 async def two_senders_send_each_notice_once(first: Runtime, second: Runtime) -> None:
-    await notices_for_polly(first, 40)
+    later = await notices_for_polly(first, 40)
     log: list[str] = []
 
     async def drain(runtime: Runtime) -> None:
-        while await send_pending(runtime.uow, YieldingNotifier(log), now=LATER, limit=5):
+        while await send_pending(runtime.uow, YieldingNotifier(log), now=later, limit=5):
             pass
 
     await asyncio.gather(drain(first), drain(second))
@@ -192,12 +192,12 @@ async def test_a_crash_is_sent_again_after_the_lease_on_postgres(
     on_postgres: tuple[Runtime, Runtime],
 ) -> None:
     first, second = on_postgres
-    await notices_for_polly(first, 1)
+    later = await notices_for_polly(first, 1)
     with pytest.raises(Crash):
-        await send_pending(first.uow, CrashingNotifier(), now=LATER)
+        await send_pending(first.uow, CrashingNotifier(), now=later)
     notifier = RecordingNotifier()
-    assert await send_pending(second.uow, notifier, now=LATER + LEASE / 2) == 0
-    assert await send_pending(second.uow, notifier, now=LATER + LEASE) == 1
+    assert await send_pending(second.uow, notifier, now=later + LEASE / 2) == 0
+    assert await send_pending(second.uow, notifier, now=later + LEASE) == 1
     assert await unsent(first) == 0
 
 
