@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from ates.config import Settings
 from ates.platform import migrations
-from ates.platform.embedded_nats import EmbeddedNats
+from ates.platform.broker.nats.server import EmbeddedNats
 from ates.platform.replay import replay
 from ates.platform.service import build_runtime
 from ates.services.analytics import queries

@@ -37,9 +37,9 @@ from joserfc.jwk import KeySet, RSAKey
 
 from ates.clitools import service_runtime
 from ates.config import Settings
-from ates.platform.embedded_nats import free_port
 from ates.platform.login import authorization_request
 from ates.platform.security import API_AUDIENCE, StaticJwks, TokenVerifier
+from ates.platform.tcp import free_port
 from ates.services.auth.handlers import CreatePerson, create_person
 from ates.services.auth.passwords import hash_password, verify_password
 
