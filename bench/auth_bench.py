@@ -48,7 +48,8 @@ REDIRECT = "http://127.0.0.1:53682/callback"
 SERVER = """
 import asyncio, sys, uvicorn
 from ates.config import Settings
-from ates.platform.service import build_runtime, create_app
+from ates.platform.runtime import build_runtime
+from ates.platform.service import create_app
 from ates.services.registry import spec
 settings = Settings(data_dir=sys.argv[1], auth_url=f"http://127.0.0.1:{sys.argv[2]}")
 app = create_app(spec("auth"), settings, messaging=False)

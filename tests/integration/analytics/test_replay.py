@@ -25,7 +25,7 @@ from ates.platform.broker.nats.server import EmbeddedNats
 from ates.platform.db import Database
 from ates.platform.events import Event
 from ates.platform.replay import _begin, generation_consumer, read_generation, replay
-from ates.platform.service import build_runtime
+from ates.platform.runtime import build_runtime
 from ates.platform.tables import consumer_positions
 from ates.services.analytics.models import DailyEarnings
 from ates.services.registry import spec
