@@ -23,7 +23,7 @@ from pathlib import Path
 import nats
 from nats.js.api import StorageType, StreamConfig
 
-from ates.platform.embedded_nats import EmbeddedNats
+from ates.platform.broker.nats.server import EmbeddedNats
 
 # An event of the size the system sends (a TransactionApplied envelope is ~600 bytes).
 PAYLOAD = b'{"event_name":"TransactionApplied","data":{"pad":"' + b"x" * 540 + b'"}}'

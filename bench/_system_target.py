@@ -28,7 +28,8 @@ from _system_client import BenchError, Login
 from _system_resources import Watched
 
 from ates.config import PORT_OFFSETS, SERVICES, Settings
-from ates.platform.embedded_nats import EmbeddedNats, port_is_free
+from ates.platform.broker.nats.server import EmbeddedNats
+from ates.platform.tcp import port_is_free
 from ates.stack import HTTP_SERVICES, prepare, start_services, stop_services, wait_healthy
 
 Seed = Callable[[str], Awaitable[None]]

@@ -45,8 +45,9 @@ from _issuer import Issuer  # bench/_issuer.py (scripts run from bench/)
 from itsdangerous import TimestampSigner
 
 from ates.platform import migrations
+from ates.platform.broker.nats.server import EmbeddedNats
 from ates.platform.db import Database
-from ates.platform.embedded_nats import EmbeddedNats, free_port
+from ates.platform.tcp import free_port
 
 BUCKET = 15 * 60
 SECRET = "bench-secret-key-not-for-production"

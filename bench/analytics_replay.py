@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo
 
 from ates.config import Settings
 from ates.platform import migrations
-from ates.platform.embedded_nats import EmbeddedNats
+from ates.platform.broker.nats.server import EmbeddedNats
 from ates.platform.replay import replay
-from ates.platform.service import build_runtime
+from ates.platform.runtime import build_runtime
 from ates.services.analytics import queries
 from ates.services.registry import spec
 from ates.testing.events import connected_broker, publish

@@ -37,9 +37,9 @@ from joserfc.jwk import KeySet, RSAKey
 
 from ates.clitools import service_runtime
 from ates.config import Settings
-from ates.platform.embedded_nats import free_port
 from ates.platform.login import authorization_request
 from ates.platform.security import API_AUDIENCE, StaticJwks, TokenVerifier
+from ates.platform.tcp import free_port
 from ates.services.auth.handlers import CreatePerson, create_person
 from ates.services.auth.passwords import hash_password, verify_password
 
@@ -48,7 +48,8 @@ REDIRECT = "http://127.0.0.1:53682/callback"
 SERVER = """
 import asyncio, sys, uvicorn
 from ates.config import Settings
-from ates.platform.service import build_runtime, create_app
+from ates.platform.runtime import build_runtime
+from ates.platform.service import create_app
 from ates.services.registry import spec
 settings = Settings(data_dir=sys.argv[1], auth_url=f"http://127.0.0.1:{sys.argv[2]}")
 app = create_app(spec("auth"), settings, messaging=False)

@@ -44,9 +44,10 @@ from _issuer import Issuer  # bench/_issuer.py (scripts run from bench/)
 from sqlalchemy import func, insert, select
 
 from ates.platform import migrations
+from ates.platform.broker.nats.server import EmbeddedNats
 from ates.platform.db import Database
-from ates.platform.embedded_nats import EmbeddedNats, free_port
 from ates.platform.tables import outbox
+from ates.platform.tcp import free_port
 from ates.services.tasks.models import Person, Task
 
 SERVER = Path(__file__).with_name("tasks_server.py")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ates.config import Settings
-from ates.platform.embedded_nats import EmbeddedNats
+from ates.platform.broker.nats.server import EmbeddedNats
 from tests.support import TokenFactory, make_settings
 
 # Settings come from fixtures, never from the developer's shell.

@@ -16,8 +16,9 @@ from joserfc.jwk import KeySet, RSAKey
 
 from ates.config import Settings
 from ates.platform import migrations
+from ates.platform.runtime import Runtime, build_runtime
 from ates.platform.security import API_AUDIENCE, StaticJwks, TokenVerifier
-from ates.platform.service import Runtime, build_runtime, create_app, running
+from ates.platform.service import create_app, running
 from ates.platform.tracing import Tracing
 from ates.services.registry import spec
 

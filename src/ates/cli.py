@@ -63,7 +63,7 @@ def up(
     ] = None,
 ) -> None:
     """Start the whole system on this machine (bundled NATS, SQLite files)."""
-    from ates.platform.embedded_nats import EmbeddedNatsError
+    from ates.platform.broker.nats.server import EmbeddedNatsError
     from ates.platform.telemetry import configure_logging
     from ates.stack import StackError, run_stack
 

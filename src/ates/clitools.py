@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ates.config import Settings
-    from ates.platform.service import Runtime
+    from ates.platform.runtime import Runtime
 
 T = TypeVar("T")
 
@@ -110,7 +110,7 @@ async def service_runtime(
     """A runtime with the service's database ready, no broker (commands write to the
     outbox; the running service's relay publishes)."""
     from ates.platform import migrations
-    from ates.platform.service import build_runtime
+    from ates.platform.runtime import build_runtime
     from ates.services.registry import spec
 
     runtime = build_runtime(spec(service), settings)

@@ -18,13 +18,13 @@ import httpx
 from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc6749.parameters import parse_authorization_code_response
 
-from ates.platform.embedded_nats import free_port
 from ates.platform.login import (
     TokenRefused,
     authorization_request,
     token_request,
     token_response,
 )
+from ates.platform.tcp import free_port
 
 CLIENT_ID = "ates-cli"
 MAX_HOPS = 8

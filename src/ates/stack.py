@@ -21,7 +21,8 @@ import httpx
 
 from ates import stackfile
 from ates.config import SERVICES, Settings
-from ates.platform.embedded_nats import EmbeddedNats, port_is_free
+from ates.platform.broker.nats.server import EmbeddedNats
+from ates.platform.tcp import port_is_free
 
 DEMO_PEOPLE = (
     ("admin", "admin", "Ada Admin"),

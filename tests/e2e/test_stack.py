@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ates.platform.embedded_nats import port_is_free
+from ates.platform.tcp import port_is_free
 from tests.e2e.stack import clean_env, reserve_ports, start_stack
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ates.platform.broker import Broker
-from ates.platform.embedded_nats import EmbeddedNats
+from ates.platform.broker.nats.server import EmbeddedNats
 from ates.testing.events import account_created
 from tests.integration.broker_contract import (
     BrokerContract,

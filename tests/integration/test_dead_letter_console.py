@@ -24,7 +24,8 @@ from ates.config import Settings
 from ates.platform import deadletters, migrations
 from ates.platform.dates import format_moment
 from ates.platform.events import Event
-from ates.platform.service import Runtime, ServiceSpec, build_runtime, create_app, running
+from ates.platform.runtime import Runtime, ServiceSpec, build_runtime
+from ates.platform.service import create_app, running
 from ates.platform.tables import inbox
 from ates.platform.uow import UnitOfWork
 from ates.testing.events import account_created

@@ -20,7 +20,8 @@ from schemathesis.checks import positive_data_acceptance
 
 from ates.platform import migrations
 from ates.platform.db import Database
-from ates.platform.service import build_runtime, create_app
+from ates.platform.runtime import build_runtime
+from ates.platform.service import create_app
 from ates.platform.uow import UnitOfWork
 from ates.services.auth.handlers import CreatePerson, create_person
 from ates.services.registry import spec

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from ates.platform import migrations
 from ates.platform.broker import create_broker
+from ates.platform.broker.nats.server import EmbeddedNats
 from ates.platform.db import Database
-from ates.platform.embedded_nats import EmbeddedNats
 from ates.platform.events import InvalidEvent
 from ates.platform.outbox import OutboxRelay
 from ates.platform.tables import outbox

@@ -21,7 +21,8 @@ from ates.platform.broker import OutgoingMessage, create_broker
 from ates.platform.consumer import Rejected
 from ates.platform.db import Database
 from ates.platform.events import Event
-from ates.platform.service import Runtime, ServiceSpec, build_runtime, running
+from ates.platform.runtime import Runtime, ServiceSpec, build_runtime
+from ates.platform.service import running
 from ates.platform.tables import dead_letters, inbox
 from ates.platform.uow import UnitOfWork
 from ates.testing.events import account_created

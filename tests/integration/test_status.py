@@ -25,8 +25,9 @@ from typer.testing import CliRunner
 from ates.cli import app as cli
 from ates.config import Settings
 from ates.platform import migrations
-from ates.platform.embedded_nats import free_port
-from ates.platform.service import Runtime, build_runtime, create_app, running
+from ates.platform.runtime import Runtime, build_runtime
+from ates.platform.service import create_app, running
+from ates.platform.tcp import free_port
 from ates.services.registry import spec
 from ates.testing.events import account_created
 from tests.integration.test_retry_at_start import publish

@@ -128,7 +128,8 @@ async def test_api_docs_load_from_the_package_under_their_own_policy(
 async def test_an_error_on_our_side_is_a_styled_page_for_a_browser(
     settings: Settings, tokens: TokenFactory
 ) -> None:
-    from ates.platform.service import build_runtime, create_app
+    from ates.platform.runtime import build_runtime
+    from ates.platform.service import create_app
     from ates.services.registry import spec
 
     runtime = build_runtime(spec("tasks"), settings, verifier=tokens.verifier())

@@ -11,12 +11,11 @@ import pytest
 from aiokafka.structs import TopicPartition
 
 from ates.platform.broker import create_broker
-from ates.platform.broker.kafka import KafkaBroker
-from ates.platform.broker.kafka.adapter import bootstrap_servers
+from ates.platform.broker.kafka.adapter import KafkaBroker, bootstrap_servers
 from ates.platform.broker.kafka.attempts import DeliveryCounts, Mark
 from ates.platform.broker.kafka.retries import RetryBuffer
 from ates.platform.broker.kafka.server import LocalKafka, LocalKafkaError, broker_ready
-from ates.platform.broker.kafka.topics import ATTEMPT, NOT_BEFORE, Names, topic_configs
+from ates.platform.broker.kafka.topology import ATTEMPT, NOT_BEFORE, Names, topic_configs
 
 TP = TopicPartition("ates.tasks", 0)
 RETRY = TopicPartition("ates.tasks.billing.retry", 0)

@@ -7,7 +7,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from ates.platform.security import Principal
-from ates.platform.sessions import Standing, as_of
+from ates.platform.sessions import as_of
+from ates.platform.standing import Standing
 
 SIGN_IN = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 BEFORE, AFTER = SIGN_IN - timedelta(minutes=5), SIGN_IN + timedelta(minutes=5)

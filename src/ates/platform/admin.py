@@ -23,6 +23,7 @@ from ates.platform.api_errors import errors
 from ates.platform.dependencies import RuntimeDep, require_roles
 from ates.platform.limits import JSON_BODY_MAX
 from ates.platform.pages import page_roles
+from ates.platform.runtime import Runtime
 from ates.platform.security import Principal
 from ates.platform.status import read_status
 from ates.platform.web import flash, render
@@ -118,7 +119,7 @@ def _readable(payload: str) -> str:
         return payload
 
 
-def install_admin(app: FastAPI, runtime: Any) -> None:
+def install_admin(app: FastAPI, runtime: Runtime) -> None:
     routers = [api, pages]
     if runtime.spec.consumes:  # a service that consumes nothing has no dead letters
         routers.append(console)

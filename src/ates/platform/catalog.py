@@ -19,7 +19,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from ates.platform.events import default_registry
 from ates.platform.events.asyncapi import ENVELOPE_SCHEMA, build_document, channel_key
+from ates.platform.pages import SESSION_KEY, principal_from_session
 from ates.platform.status import version
+from ates.platform.web import render
 
 
 @cache
@@ -56,9 +58,6 @@ def install_catalog(app: FastAPI) -> None:
 
     @app.get("/asyncapi", include_in_schema=False, response_class=HTMLResponse)
     async def asyncapi_page(request: Request) -> HTMLResponse:
-        from ates.platform.pages import SESSION_KEY, principal_from_session
-        from ates.platform.web import render
-
         user = None
         if "session" in request.scope:
             user = principal_from_session(request.session.get(SESSION_KEY))

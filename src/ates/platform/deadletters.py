@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from sqlalchemy import select, update
@@ -23,11 +23,10 @@ from sqlalchemy import select, update
 from ates.platform.consumer import EventConsumer, Rejected
 from ates.platform.db import Database
 from ates.platform.events import Event
+from ates.platform.replay import ensure_generation, generation_consumer, read_generation
+from ates.platform.runtime import Runtime
 from ates.platform.tables import dead_letters
 from ates.platform.telemetry import DEAD_LETTERS_RETRIED_AT_START
-
-if TYPE_CHECKING:
-    from ates.platform.service import Runtime
 
 log = structlog.get_logger(__name__)
 
@@ -224,8 +223,6 @@ async def retry_at_start(runtime: Runtime, started: datetime) -> None:
     for outcome in ("applied", "duplicate", "failed", "rejected"):  # each series from 0
         DEAD_LETTERS_RETRIED_AT_START.labels(runtime.service, outcome)
     if runtime.spec.read_model_reset is not None:
-        from ates.platform.replay import ensure_generation, generation_consumer, read_generation
-
         await ensure_generation(runtime.db, runtime.spec.name)
         async with runtime.db.reader() as session:
             state = await read_generation(session, runtime.spec.name)

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ates.platform.runtime import Runtime
 from ates.platform.security import ROLES, InvalidToken, Principal
-from ates.platform.service import Runtime
 
 
 async def current_runtime(request: Request) -> Runtime:

@@ -13,12 +13,15 @@ import asyncio
 import math
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ates.platform.broker import BrokerUnavailable
+from ates.platform.replay import read_generation
+from ates.platform.runtime import Runtime, domains_consumed
 from ates.platform.tables import dead_letters, outbox
 from ates.platform.telemetry import (
     CONSUMER_LAG,
@@ -26,9 +29,6 @@ from ates.platform.telemetry import (
     OUTBOX_BACKLOG,
     OUTBOX_OLDEST_AGE,
 )
-
-if TYPE_CHECKING:
-    from ates.platform.service import Runtime
 
 log = structlog.get_logger(__name__)
 
@@ -39,9 +39,9 @@ BROKER_TIMEOUT = 2.0  # seconds a scrape waits for the broker
 async def sample(runtime: Runtime) -> None:
     """Refresh this service's gauges (at most once per :data:`MIN_INTERVAL`)."""
     now = time.monotonic()
-    if now - runtime.extras.get("gauges_sampled_at", -math.inf) < MIN_INTERVAL:
+    if now - runtime.gauges_sampled_at < MIN_INTERVAL:
         return
-    runtime.extras["gauges_sampled_at"] = now
+    runtime.gauges_sampled_at = now
     service = runtime.service
     async with runtime.db.reader() as session:
         backlog, oldest_age, pending = await local_figures(session)
@@ -73,17 +73,13 @@ async def local_figures(session: Any) -> tuple[int, float | None, int]:
     return int(backlog or 0), age, int(pending or 0)
 
 
-async def consumer_groups(runtime: Runtime, session: object) -> list[tuple[str, str]]:
+async def consumer_groups(runtime: Runtime, session: AsyncSession) -> list[tuple[str, str]]:
     """(group, domain) of each domain the service consumes, on its live generation."""
-    from ates.platform.service import domains_consumed
-
     spec = runtime.spec
     domains = sorted(domains_consumed(spec, runtime.registry))
     generation = 1
     if domains and spec.read_model_reset is not None:
-        from ates.platform.replay import read_generation
-
-        generation = (await read_generation(session, spec.name)).live  # type: ignore[arg-type]
+        generation = (await read_generation(session, spec.name)).live
     return [(spec.consumer_group(generation), domain) for domain in domains]
 
 

@@ -40,6 +40,7 @@ from ates.config import Settings
 from ates.platform import sessions
 from ates.platform.headers import origin
 from ates.platform.pages import SESSION_KEY, principal_to_session
+from ates.platform.runtime import Runtime
 from ates.platform.security import InvalidToken
 
 log = structlog.get_logger(__name__)
@@ -148,9 +149,9 @@ def safe_next(value: str | None, default: str = "/") -> str:
     return value
 
 
-def install_login(app: FastAPI, runtime: Any) -> None:
-    service: str = runtime.spec.name
-    if service == "auth":
+def install_login(app: FastAPI, runtime: Runtime) -> None:
+    service = runtime.spec.name
+    if not runtime.spec.oauth_login:
         return  # the provider's own pages sign people in locally (services/auth/pages.py)
     settings: Settings = runtime.settings
     auth_url = settings.public_url("auth")

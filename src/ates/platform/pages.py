@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any
-from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import RedirectResponse
+from fastapi import Depends, Request
 
 from ates.platform import sessions
 from ates.platform.dependencies import RuntimeDep
@@ -83,16 +81,3 @@ def page_roles(*roles: str) -> Any:
         return principal
 
     return guard
-
-
-def install_page_errors(app: FastAPI) -> None:
-    from ates.platform.web import render
-
-    @app.exception_handler(LoginRequired)
-    async def _login(request: Request, error: LoginRequired) -> RedirectResponse:
-        return RedirectResponse(f"/login?next={quote(error.next_url, safe='')}", status_code=303)
-
-    @app.exception_handler(PageForbidden)
-    async def _forbidden(request: Request, error: PageForbidden) -> Any:
-        user = error.user or principal_from_session(request.session.get(SESSION_KEY))
-        return render(request, "forbidden.html", status_code=403, user=user, message=error.message)

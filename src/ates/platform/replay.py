@@ -30,7 +30,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy import delete, insert, select, update
@@ -41,11 +40,9 @@ from ates.platform.broker import Ack, BatchHandler, Broker, Delivery, Outcome
 from ates.platform.consumer import Batched, EventConsumer, Handler
 from ates.platform.db import Database
 from ates.platform.events import Event
+from ates.platform.runtime import Runtime, ServiceSpec, domains_consumed
 from ates.platform.tables import consumer_positions, dead_letters, inbox
 from ates.platform.uow import UnitOfWork
-
-if TYPE_CHECKING:
-    from ates.platform.service import Runtime, ServiceSpec
 
 log = structlog.get_logger(__name__)
 
@@ -214,8 +211,6 @@ async def follow_generations(
 ) -> None:
     """Run the service's consumers on the live generation; pause them while a rebuild runs
     and move to the new group when it is done. Runs until cancelled."""
-    from ates.platform.service import domains_consumed
-
     spec = runtime.spec
     domains = domains_consumed(spec, runtime.registry)
     await ensure_generation(runtime.db, spec.name, default)
@@ -330,8 +325,6 @@ async def replay(
     started = time.monotonic()
     generation = await _begin(runtime, reset)
     group = spec.consumer_group(generation)
-    from ates.platform.service import domains_consumed
-
     domains = domains_consumed(spec, runtime.registry)
     for domain in domains:  # a group of that name from an aborted attempt starts over
         await broker.delete_group(group, domain)

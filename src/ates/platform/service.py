@@ -1,9 +1,8 @@
-"""How a service is declared (``ServiceSpec``) and wired into a running process.
-
-A service module declares what it is: its name, the events it consumes, its routers and
-background jobs. :func:`create_app` builds the FastAPI app whose lifespan bootstraps
-everything: database, broker connection, outbox relay, one consumer per consumed domain.
-Nothing connects at import time.
+"""How a service process runs: :func:`create_app` builds the FastAPI app whose lifespan
+(:func:`running`) bootstraps everything: database, broker connection, outbox relay, one
+consumer per consumed domain, the spec's background jobs. What a service is and what a
+process holds (``ServiceSpec``, ``Runtime``) is ``ates.platform.runtime``. Nothing
+connects at import time.
 """
 
 from __future__ import annotations
@@ -11,124 +10,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from ates.config import Settings
-from ates.platform import redaction
-from ates.platform.broker import Broker, BrokerUnavailable, create_broker
-from ates.platform.consumer import EventConsumer, Handler
-from ates.platform.db import Database
-from ates.platform.events import Registry, default_registry
+from ates.platform.admin import install_admin
+from ates.platform.broker import BrokerUnavailable, create_broker
+from ates.platform.catalog import install_catalog
+from ates.platform.deadletters import retry_at_start
 from ates.platform.limits import JSON_BODY_MAX
+from ates.platform.login import install_login
 from ates.platform.outbox import OutboxRelay
-from ates.platform.security import RemoteJwks, TokenVerifier
-from ates.platform.sessions import StandingOf
-from ates.platform.tracing import Tracing
-from ates.platform.uow import UnitOfWork
+from ates.platform.replay import follow_generations
+from ates.platform.runtime import Runtime, ServiceSpec, build_runtime, domains_consumed
+from ates.platform.web import install_common
 
 log = structlog.get_logger(__name__)
-
-BackgroundJob = Callable[["Runtime"], Coroutine[Any, Any, None]]
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    name: str
-    title: str
-    consumes: Mapping[str, Handler] = field(default_factory=dict)
-    # the event domains whose events this service produces (the event catalog says so)
-    produces: Sequence[str] = ()
-    routers: Sequence[APIRouter] = ()
-    background: Sequence[BackgroundJob] = ()
-    templates: Path | None = None
-    # called once in the lifespan after the database is ready (e.g. register clients)
-    on_startup: Sequence[BackgroundJob] = ()
-    # A read model (state rebuilt from events only) sets this: it deletes the projections
-    # in the replay's transaction. Such a service consumes in generations that
-    # `ates replay` can rebuild from the broker's log (ates.platform.replay).
-    read_model_reset: Callable[[UnitOfWork], Awaitable[None]] | None = None
-    # A service with pages that keeps a copy of people says here what its copy knows of
-    # someone: the pages then honour a role change or deactivation at once (sessions).
-    standing: StandingOf | None = None
-
-    def consumer_group(self, generation: int = 1) -> str:
-        return self.name if generation == 1 else f"{self.name}-g{generation}"
-
-
-@dataclass
-class Runtime:
-    """Everything a request or a job of one service process needs."""
-
-    settings: Settings
-    spec: ServiceSpec
-    db: Database
-    registry: Registry
-    verifier: TokenVerifier
-    tracing: Tracing = field(default_factory=Tracing.off)
-    broker: Broker | None = None
-    broker_ready: asyncio.Event = field(default_factory=asyncio.Event)
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def service(self) -> str:
-        return self.spec.name
-
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.db, producer=self.spec.name, registry=self.registry)
-
-    def consumer(
-        self, inbox_name: str | None = None, handlers: Mapping[str, Handler] | None = None
-    ) -> EventConsumer:
-        return EventConsumer(
-            self.spec.name,
-            self.db,
-            self.spec.consumes if handlers is None else handlers,
-            self.registry,
-            max_deliveries=self.settings.max_deliveries,
-            backoff_seconds=self.settings.retry_backoff_seconds,
-            inbox_name=inbox_name,
-            tracing=self.tracing,
-        )
-
-
-def build_runtime(
-    spec: ServiceSpec,
-    settings: Settings,
-    *,
-    verifier: TokenVerifier | None = None,
-    tracing: Tracing | None = None,
-) -> Runtime:
-    registry = default_registry()
-    redaction.remember(settings.secret_key)
-    if verifier is None:
-        jwks = RemoteJwks(f"{settings.public_url('auth')}/.well-known/jwks.json")
-        verifier = TokenVerifier(jwks, issuer=settings.issuer)
-    tracing = tracing or Tracing.from_mode(spec.name, settings.otel)
-    db = Database(settings.database_url(spec.name))
-    tracing.instrument_engine(db.engine)
-    return Runtime(
-        settings=settings,
-        spec=spec,
-        db=db,
-        registry=registry,
-        verifier=verifier,
-        tracing=tracing,
-    )
-
-
-def domains_consumed(spec: ServiceSpec, registry: Registry) -> dict[str, list[str]]:
-    by_domain: dict[str, list[str]] = defaultdict(list)
-    for name in spec.consumes:
-        by_domain[registry.domain_of(name)].append(name)
-    return dict(by_domain)
 
 
 async def run_messaging(
@@ -179,8 +80,6 @@ async def run_messaging(
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(relay.run())
             if consume and runtime.spec.read_model_reset is not None:
-                from ates.platform.replay import follow_generations
-
                 tasks.create_task(follow_generations(runtime, broker, default=consumer_generation))
             elif consume:
                 for domain in domains_consumed(runtime.spec, runtime.registry):
@@ -209,8 +108,6 @@ async def running(
     if messaging:
         jobs.append(("messaging", lambda: run_messaging(runtime, consume=consume)))
         if consume and runtime.spec.consumes and runtime.settings.dead_letter_retries_at_start:
-            from ates.platform.deadletters import retry_at_start
-
             started = datetime.now(UTC)  # letters from before this start, not of this run
             jobs.append(("dead-letter retry", lambda: retry_at_start(runtime, started)))
     for job in runtime.spec.background:
@@ -266,11 +163,6 @@ async def supervised(
 def create_app(
     spec: ServiceSpec, settings: Settings, *, runtime: Runtime | None = None, messaging: bool = True
 ) -> FastAPI:
-    from ates.platform.admin import install_admin
-    from ates.platform.catalog import install_catalog
-    from ates.platform.login import install_login
-    from ates.platform.web import install_common
-
     runtime = runtime or build_runtime(spec, settings)
 
     @contextlib.asynccontextmanager

@@ -16,20 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ates.platform.runtime import Runtime
 from ates.platform.security import Principal
 from ates.platform.sqltypes import UtcDateTime
-
-if TYPE_CHECKING:
-    from ates.platform.service import Runtime
+from ates.platform.standing import Standing, StandingOf
 
 IDLE_SECONDS = 8 * 3600
 ABSOLUTE_LIFETIME = timedelta(hours=12)
@@ -47,20 +44,6 @@ page_sessions = sa.Table(
     sa.Index("ix_page_sessions_expires_at", "expires_at"),
     sa.Index("ix_page_sessions_person", "person_public_id"),
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Standing:
-    """What a service's copy of people says about someone, and since when (the time of
-    the account event that said it; None when not known)."""
-
-    role: str | None
-    role_at: datetime | None
-    active: bool
-    active_at: datetime | None
-
-
-StandingOf = Callable[[AsyncSession, str], Awaitable[Standing | None]]
 
 
 def _digest(session_id: str) -> str:

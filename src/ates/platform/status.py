@@ -16,16 +16,14 @@ from collections import Counter
 from functools import cache
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 
 from ates.platform.broker import BrokerUnavailable
 from ates.platform.gauges import BROKER_TIMEOUT, consumer_groups, local_figures, read_lag
+from ates.platform.runtime import Runtime
 from ates.platform.tables import inbox
-
-if TYPE_CHECKING:
-    from ates.platform.service import Runtime
 
 
 @cache

@@ -32,7 +32,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -57,9 +57,16 @@ if TYPE_CHECKING:
 
     from ates.platform.broker import Broker, OutgoingMessage
     from ates.platform.events import Event
-    from ates.platform.uow import UnitOfWork
 
 Mode = Literal["off", "console", "otlp"]
+
+
+class Traced(Protocol):
+    """What a handler's SQL and emits run under (a ``UnitOfWork``): the trace it carries
+    (the unit of work imports this module, so it is named by shape, not by class)."""
+
+    trace: str | None
+
 
 # The traceparent the current request runs under, when tracing is off (the middleware
 # sets it from the request's header); with tracing on, the current span says it.
@@ -342,7 +349,7 @@ class ConsumedBatch:
 
     @contextmanager
     def handling(
-        self, handler: str, events: Sequence[Event], *, uow: UnitOfWork | None = None
+        self, handler: str, events: Sequence[Event], *, uow: Traced | None = None
     ) -> Iterator[None]:
         """A handler call: for one event, a child of its processing span (the handler's
         SQL and emits join the event's trace: pass the ``uow``); for a run of events, a

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
@@ -18,11 +25,20 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from ates.platform import sessions
 from ates.platform.api_errors import describe_validation_error, document_errors, jsonable_errors
+from ates.platform.apidocs import install_api_docs
 from ates.platform.dates import DAY_FIELD_PATTERN, format_clock, format_day, format_moment
+from ates.platform.gauges import sample
 from ates.platform.headers import SecurityHeaders, origin
 from ates.platform.limits import JSON_BODY_MAX, DeclaredJsonLimit, too_large
 from ates.platform.middleware import RequestMetrics, SameOriginForms
 from ates.platform.money import format_cents
+from ates.platform.pages import (
+    SESSION_KEY,
+    LoginRequired,
+    PageForbidden,
+    principal_from_session,
+)
+from ates.platform.runtime import Runtime
 
 PLATFORM_DIR = Path(__file__).parent
 DASHBOARD_SERVICES = ("auth", "tasks", "billing", "analytics", "notifications")
@@ -49,8 +65,6 @@ def wants_page(request: Request) -> bool:
 def error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
     """A styled page for an error a browser met, with the header of the person signed in
     (if any) so they can carry on from it."""
-    from ates.platform.pages import SESSION_KEY, principal_from_session
-
     user = None
     if "session" in request.scope:
         user = principal_from_session(request.session.get(SESSION_KEY))
@@ -65,7 +79,7 @@ def error_page(request: Request, status_code: int, message: str) -> HTMLResponse
     )
 
 
-def install_common(app: FastAPI, runtime: Any) -> None:
+def install_common(app: FastAPI, runtime: Runtime) -> None:
     settings = runtime.settings
     service = runtime.spec.name
 
@@ -136,18 +150,12 @@ def install_common(app: FastAPI, runtime: Any) -> None:
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> PlainTextResponse:
-        from ates.platform.gauges import sample
-
         await sample(runtime)  # backlog, dead letters, lag: read now, not on the hot path
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
-
-    from ates.platform.pages import install_page_errors
 
     install_page_errors(app)
     document_errors(app)
     app.mount("/static", StaticFiles(directory=PLATFORM_DIR / "static"), name="static")
-    from ates.platform.apidocs import install_api_docs
-
     install_api_docs(app)
     app.state.templates = make_templates(runtime)
     app.add_middleware(DeclaredJsonLimit, limit=JSON_BODY_MAX)
@@ -158,7 +166,21 @@ def install_common(app: FastAPI, runtime: Any) -> None:
     )
 
 
-def make_templates(runtime: Any) -> Jinja2Templates:
+def install_page_errors(app: FastAPI) -> None:
+    """A visitor who is not signed in goes to sign in; one whose role does not fit the
+    page is told so (``ates.platform.pages``)."""
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, error: LoginRequired) -> RedirectResponse:
+        return RedirectResponse(f"/login?next={quote(error.next_url, safe='')}", status_code=303)
+
+    @app.exception_handler(PageForbidden)
+    async def _forbidden(request: Request, error: PageForbidden) -> Any:
+        user = error.user or principal_from_session(request.session.get(SESSION_KEY))
+        return render(request, "forbidden.html", status_code=403, user=user, message=error.message)
+
+
+def make_templates(runtime: Runtime) -> Jinja2Templates:
     loaders = []
     if runtime.spec.templates is not None:
         loaders.append(FileSystemLoader(runtime.spec.templates))

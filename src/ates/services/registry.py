@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import import_module
 
 from ates.config import SERVICES
-from ates.platform.service import ServiceSpec
+from ates.platform.runtime import ServiceSpec
 
 
 def spec(name: str) -> ServiceSpec:

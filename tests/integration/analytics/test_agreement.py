@@ -23,7 +23,8 @@ from sqlalchemy import func, select
 from ates.config import Settings
 from ates.platform import migrations
 from ates.platform.events import default_registry
-from ates.platform.service import build_runtime, create_app, running
+from ates.platform.runtime import build_runtime
+from ates.platform.service import create_app, running
 from ates.platform.tables import inbox, outbox
 from ates.services.billing.models import Transaction
 from ates.services.registry import spec

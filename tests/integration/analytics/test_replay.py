@@ -21,11 +21,11 @@ from sqlalchemy import select
 from ates.config import Settings
 from ates.platform import migrations
 from ates.platform.broker.kafka.server import LocalKafka
+from ates.platform.broker.nats.server import EmbeddedNats
 from ates.platform.db import Database
-from ates.platform.embedded_nats import EmbeddedNats
 from ates.platform.events import Event
 from ates.platform.replay import _begin, generation_consumer, read_generation, replay
-from ates.platform.service import build_runtime
+from ates.platform.runtime import build_runtime
 from ates.platform.tables import consumer_positions
 from ates.services.analytics.models import DailyEarnings
 from ates.services.registry import spec

@@ -23,9 +23,10 @@ import uvicorn
 
 from ates.config import Settings
 from ates.platform import migrations
-from ates.platform.embedded_nats import free_port
 from ates.platform.login import AuthorizationRequest, authorization_request
-from ates.platform.service import Runtime, build_runtime, create_app
+from ates.platform.runtime import Runtime, build_runtime
+from ates.platform.service import create_app
+from ates.platform.tcp import free_port
 from ates.services.auth.handlers import CreatePerson, create_person
 from ates.services.auth.models import Person
 from ates.services.registry import spec

@@ -21,7 +21,8 @@ from itsdangerous import TimestampSigner
 from ates.config import Settings
 from ates.platform import migrations
 from ates.platform.db import Database
-from ates.platform.service import build_runtime, create_app, running
+from ates.platform.runtime import build_runtime
+from ates.platform.service import create_app, running
 from ates.platform.sessions import page_sessions
 from ates.services.registry import spec
 from tests.integration.auth.conftest import PASSWORD, AuthServer, Browser, login_form_fields

@@ -15,7 +15,8 @@ import structlog
 
 from ates.platform import migrations
 from ates.platform.login import first_party_client_secret
-from ates.platform.service import build_runtime, create_app, running
+from ates.platform.runtime import build_runtime
+from ates.platform.service import create_app, running
 from ates.platform.telemetry import configure_logging
 from ates.services.registry import spec
 from tests.integration.auth.conftest import (

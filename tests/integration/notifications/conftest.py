@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from ates.platform import migrations
-from ates.platform.service import Runtime, build_runtime
+from ates.platform.runtime import Runtime, build_runtime
 from ates.services.registry import spec
 from tests.support import TokenFactory, make_settings
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ates.platform.events import Event
-from ates.platform.service import Runtime
+from ates.platform.runtime import Runtime
 from ates.services.notifications.notifier import RecordingNotifier
 from ates.services.notifications.sender import GRACE, send_pending
 from tests.integration.tasks.helpers import person_data

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 
 from ates.platform import migrations
 from ates.platform.db import Database
-from ates.platform.service import Runtime, build_runtime
+from ates.platform.runtime import Runtime, build_runtime
 from ates.services.notifications.domain import Message
 from ates.services.notifications.models import Notice
 from ates.services.notifications.notifier import RecordingNotifier

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from ates.platform.db import Database
 from ates.platform.events import Event
-from ates.platform.service import Runtime
+from ates.platform.runtime import Runtime
 from ates.platform.tables import outbox
 
 

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from ates.config import Settings
-from ates.platform.service import Runtime
+from ates.platform.runtime import Runtime
 from ates.services.tasks.handlers import CreateTask, complete_task, create_task
 from ates.services.tasks.models import Task
 from ates.services.tasks.shuffle import shuffle_batch, shuffle_tasks

@@ -12,7 +12,7 @@ the schema files against the 2020-12 meta-schema when they load.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
@@ -23,8 +23,7 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator
 
 from ates.platform.events.envelope import Event
-
-Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+from ates.platform.events.versions import UPCASTERS, Upcaster
 
 # The aggregate each event is about: the field of its data naming it. A broker that
 # partitions its log (Kafka) keeps one aggregate's events in one partition, in order, so
@@ -195,6 +194,4 @@ def load_versions(root: Traversable) -> list[SchemaVersion]:
 @cache
 def default_registry() -> Registry:
     """The registry shipped in ``ates.schemas`` with the upcasters of ``versions``."""
-    from ates.platform.events.versions import UPCASTERS
-
     return Registry(load_versions(resources.files("ates.schemas")), UPCASTERS)

@@ -8,9 +8,10 @@ previous one fails ``ates schemas check``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
-from ates.platform.events.registry import Upcaster
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 _LEADING_JIRA_ID = re.compile(r"^\s*\[(?P<jira_id>[^\[\]]+)\]\s*(?P<title>.*)$", re.DOTALL)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ates.platform.service import ServiceSpec
+from ates.platform.runtime import ServiceSpec
 from ates.services.analytics import api, pages, queries
 from ates.services.analytics.handlers import HANDLERS, reset_projections
 

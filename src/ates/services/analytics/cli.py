@@ -91,7 +91,8 @@ def _domains() -> list[str]:
 async def _broker_url(settings: Settings) -> AsyncIterator[str]:
     """``ATES_BROKER_URL``; else the bundled NATS of ``ates up`` if it is running; else
     that server started on its data for the time of the replay."""
-    from ates.platform.embedded_nats import EmbeddedNats, EmbeddedNatsError, port_is_free
+    from ates.platform.broker.nats.server import EmbeddedNats, EmbeddedNatsError
+    from ates.platform.tcp import port_is_free
 
     if settings.broker_url:
         yield settings.broker_url

@@ -13,7 +13,7 @@ from sqlalchemy import BigInteger, Integer, column, func, or_, select, values
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ates.platform.events.ordering import stamp_time
-from ates.platform.sessions import Standing
+from ates.platform.standing import Standing
 from ates.services.analytics.domain import (
     Completion,
     Period,

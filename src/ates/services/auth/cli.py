@@ -24,7 +24,7 @@ from ates.clitools import (
 )
 
 if TYPE_CHECKING:
-    from ates.platform.service import Runtime
+    from ates.platform.runtime import Runtime
 
 users_app = typer.Typer(
     rich_markup_mode=None,

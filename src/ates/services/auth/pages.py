@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from ates.platform.dependencies import RuntimeDep
 from ates.platform.login import safe_next
 from ates.platform.params import is_uuid
-from ates.platform.service import Runtime
+from ates.platform.runtime import Runtime
 from ates.platform.web import error_page, flash, render
 from ates.services.auth import handlers
 from ates.services.auth.domain import ROLES, PersonConflict, PersonRuleError

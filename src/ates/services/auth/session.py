@@ -28,8 +28,8 @@ from ates.platform.pages import (
     principal_from_session,
     principal_to_session,
 )
+from ates.platform.runtime import Runtime
 from ates.platform.security import Principal
-from ates.platform.service import Runtime
 from ates.services.auth.domain import SESSION_MAX_AGE
 from ates.services.auth.models import Person
 

@@ -18,8 +18,8 @@ from ates.platform.api_errors import errors
 from ates.platform.dates import today
 from ates.platform.dependencies import CurrentUser, RuntimeDep, require_roles
 from ates.platform.params import Day
+from ates.platform.runtime import Runtime
 from ates.platform.security import Principal
-from ates.platform.service import Runtime
 from ates.services.billing import days, domain, queries
 from ates.services.billing.models import Account
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ates.platform.service import Runtime, ServiceSpec
+from ates.platform.runtime import Runtime, ServiceSpec
 from ates.services.billing import api, days, ledger, pages, queries
 from ates.services.billing.handlers import HANDLERS
 

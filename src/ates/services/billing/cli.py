@@ -15,7 +15,7 @@ from ates.clitools import DataDirOption, console, fail, load_settings, with_runt
 from ates.platform.money import format_cents
 
 if TYPE_CHECKING:
-    from ates.platform.service import Runtime
+    from ates.platform.runtime import Runtime
     from ates.services.billing import days
 
 billing_app = typer.Typer(

@@ -25,7 +25,7 @@ from ates.services.billing import domain, ledger
 from ates.services.billing.models import Account, ClosedDay, Entry, Transaction
 
 if TYPE_CHECKING:
-    from ates.platform.service import Runtime
+    from ates.platform.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 

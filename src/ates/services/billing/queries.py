@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ates.platform.events.ordering import stamp_time
-from ates.platform.sessions import Standing
+from ates.platform.standing import Standing
 from ates.services.billing import domain
 from ates.services.billing.models import (
     COMPANY_ACCOUNT_ID,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ates.platform.service import ServiceSpec
+from ates.platform.runtime import ServiceSpec
 from ates.services.notifications import pages
 from ates.services.notifications.handlers import HANDLERS
 from ates.services.notifications.sender import run_sender

@@ -34,7 +34,7 @@ from datetime import UTC, date, datetime, timedelta
 import structlog
 from sqlalchemy import and_, or_, select, update
 
-from ates.platform.service import Runtime
+from ates.platform.runtime import Runtime
 from ates.platform.uow import UnitOfWork
 from ates.services.notifications.domain import (
     PAYOUT,
@@ -238,12 +238,11 @@ async def send_pending(
     return sum(1 for error in outcome.values() if error is None)
 
 
-async def run_sender(runtime: Runtime) -> None:
-    """Background job of the service: send forever (until cancelled)."""
-    stdout = StdoutNotifier()
+async def run_sender(runtime: Runtime, notifier: Notifier | None = None) -> None:
+    """Background job of the service: send forever (until cancelled), to stdout unless
+    given another notifier."""
+    notifier = notifier or StdoutNotifier()
     while True:
-        # looked up each round: a process (or a test) may plug in another adapter
-        notifier: Notifier = runtime.extras.get("notifier") or stdout
         try:
             sent = await send_pending(runtime.uow, notifier)
         except Exception:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ates.platform.service import ServiceSpec
+from ates.platform.runtime import ServiceSpec
 from ates.services.tasks import api, pages, queries
 from ates.services.tasks.handlers import HANDLERS
 

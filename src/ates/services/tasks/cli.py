@@ -13,7 +13,7 @@ import typer
 from ates.clitools import DataDirOption, console, fail, load_settings, with_runtime
 
 if TYPE_CHECKING:
-    from ates.platform.service import Runtime
+    from ates.platform.runtime import Runtime
     from ates.services.tasks.shuffle import ShuffleResult
 
 tasks_app = typer.Typer(rich_markup_mode=None, no_args_is_help=True, help="The task tracker.")

@@ -14,8 +14,8 @@ from ates.platform.dependencies import RuntimeDep
 from ates.platform.login import safe_next
 from ates.platform.pages import PageUser, page_roles
 from ates.platform.params import is_uuid
+from ates.platform.runtime import Runtime
 from ates.platform.security import Principal
-from ates.platform.service import Runtime
 from ates.platform.web import error_page, flash, render
 from ates.services.tasks import people, queries
 from ates.services.tasks.api import MANAGING

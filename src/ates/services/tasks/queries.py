@@ -17,7 +17,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ates.platform.events.ordering import stamp_time
-from ates.platform.sessions import Standing
+from ates.platform.standing import Standing
 from ates.services.tasks.models import AssignmentRecord, Person, Task
 
 DEFAULT_PAGE = 50

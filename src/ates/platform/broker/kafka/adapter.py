@@ -1,7 +1,7 @@
 """Apache Kafka adapter (aiokafka) of the broker port.
 
 - URL ``kafka://host:port[,host:port]``: the bootstrap servers.
-- Topology (:mod:`.topics`, all under ``namespace``): a topic per domain with
+- Topology (:mod:`.topology`, all under ``namespace``): a topic per domain with
   ``partitions`` partitions, kept by age and size; replicated ``min(3, brokers)`` times
   unless told, with ``min.insync.replicas`` one less (a single development broker: 1, 1).
 - Publishing: an idempotent producer with ``acks=all``, each message keyed by its
@@ -38,7 +38,7 @@ from aiokafka.structs import TopicPartition
 from ates.platform.broker.base import BatchHandler, Broker, BrokerUnavailable, OutgoingMessage
 from ates.platform.broker.kafka.groups import delete_group
 from ates.platform.broker.kafka.session import GroupSession, SessionOptions
-from ates.platform.broker.kafka.topics import (
+from ates.platform.broker.kafka.topology import (
     EVENT_ID,
     EVENT_NAME,
     Names,

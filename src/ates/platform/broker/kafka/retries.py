@@ -1,7 +1,7 @@
 """Retry copies waiting for their time, held in memory by the consumer that fetched them.
 
 ``Retry(delay)`` publishes a copy of the message to the group's retry topic with a
-not-before time (see :mod:`.topics`) and acknowledges the original, so the domain's
+not-before time (see :mod:`.topology`) and acknowledges the original, so the domain's
 partitions never wait for a retry. The consumer reads the retry topic as it reads the
 domain topic and keeps each copy here until it is due. Copies are held rather than the
 partition paused at the first copy not yet due: a short delay is not stuck behind a long
@@ -23,7 +23,7 @@ from typing import Any
 
 from aiokafka.structs import TopicPartition
 
-from ates.platform.broker.kafka.topics import NOT_BEFORE, int_header
+from ates.platform.broker.kafka.topology import NOT_BEFORE, int_header
 
 
 @dataclass(order=True)

@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from ates.platform.embedded_nats import free_port
+from ates.platform.tcp import free_port
 
 FETCH_SCRIPT = "deploy/kafka/fetch.sh"
 

@@ -36,7 +36,7 @@ from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from ates.platform.broker.base import BatchHandler, Delivery, Retry, subject_for
 from ates.platform.broker.kafka.attempts import DeliveryCounts
 from ates.platform.broker.kafka.retries import Held, RetryBuffer
-from ates.platform.broker.kafka.topics import (
+from ates.platform.broker.kafka.topology import (
     ATTEMPT,
     EVENT_NAME,
     NOT_BEFORE,

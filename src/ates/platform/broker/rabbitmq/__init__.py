@@ -1,5 +1,2 @@
-"""RabbitMQ behind the broker port: topic exchanges, quorum queues, streams for history."""
-
-from ates.platform.broker.rabbitmq.adapter import RabbitBroker
-
-__all__ = ["RabbitBroker"]
+"""RabbitMQ behind the broker port (aio-pika): topic exchanges, quorum queues, streams for
+history (``adapter.py``)."""

@@ -14,15 +14,15 @@ from fastapi import Depends
 from ates.config import Settings
 from ates.platform.db import Database
 from ates.platform.dependencies import RuntimeDep
+from ates.platform.runtime import Runtime, Slot
 from ates.platform.security import RemoteJwks, TokenVerifier
-from ates.platform.service import Runtime
 from ates.platform.uow import UnitOfWork
 from ates.services.auth.oauth.bridge import Call
 from ates.services.auth.oauth.clients import Client, first_party_clients
 from ates.services.auth.oauth.keys import KeyStore, LocalJwks
 from ates.services.auth.oauth.server import Server
 
-EXTRAS_KEY = "oauth_provider"
+PROVIDER = Slot["Provider"]("oauth_provider")
 
 
 @dataclass
@@ -68,7 +68,7 @@ async def start_provider(runtime: Runtime) -> None:
     """Start-up hook: make sure a signing key exists and register the first-party clients."""
     provider = build_provider(runtime.settings, runtime.db)
     await provider.keys.ensure_key()
-    runtime.extras[EXTRAS_KEY] = provider
+    runtime.slots[PROVIDER] = provider
     own_jwks = f"{runtime.settings.issuer}/.well-known/jwks.json"
     verifier = runtime.verifier
     if isinstance(verifier.jwks, RemoteJwks) and verifier.jwks.url == own_jwks:
@@ -77,7 +77,7 @@ async def start_provider(runtime: Runtime) -> None:
 
 
 async def current_provider(runtime: RuntimeDep) -> Provider:
-    provider: Provider | None = runtime.extras.get(EXTRAS_KEY)
+    provider = runtime.slots.get(PROVIDER)
     if provider is None:
         raise RuntimeError("the OAuth provider is not started (start_provider did not run)")
     return provider

