@@ -108,7 +108,7 @@ class Api:
                     "GET", f"{auth}/.well-known/openid-configuration", {}
                 )
             except HttpFailed as error:
-                raise BenchError(f"cannot reach auth at {auth}: {error}")
+                raise BenchError(f"cannot reach auth at {auth}: {error}") from error
             if meta.status_code != 200:
                 raise BenchError(f"auth at {auth} has no OpenID configuration: {meta.text}")
             self._endpoints = {k: str(v) for k, v in meta.json().items() if isinstance(v, str)}
@@ -231,7 +231,7 @@ class Api:
         try:
             response = await self.http.request(method, url, headers, **kw)
         except HttpFailed as error:
-            raise BenchError(f"{method} {url} as {person.username}: {error}")
+            raise BenchError(f"{method} {url} as {person.username}: {error}") from error
         if response.status_code not in set(expect):
             raise BenchError(
                 f"{method} {url} as {person.username}: HTTP {response.status_code}: "
@@ -269,11 +269,11 @@ class Crew:
     def assignee(self, public_id: str) -> Person:
         try:
             return self.workers[public_id]
-        except KeyError:
+        except KeyError as error:
             raise BenchError(
                 f"a task went to worker {public_id}, whom the benchmark cannot sign in as "
                 "(a worker created meanwhile by someone else?)"
-            )
+            ) from error
 
 
 async def gather_crew(

@@ -85,7 +85,7 @@ class _Aiohttp:
             ) as response:
                 return Answer(response.status, await response.read())
         except self.errors as error:
-            raise HttpFailed(repr(error))
+            raise HttpFailed(repr(error)) from error
 
 
 class _Httpx:
@@ -108,7 +108,7 @@ class _Httpx:
                 method, url, headers=headers, json=json, params=params, data=data
             )
         except httpx.HTTPError as error:
-            raise HttpFailed(repr(error))
+            raise HttpFailed(repr(error)) from error
         return Answer(response.status_code, response.content)
 
 

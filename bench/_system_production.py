@@ -220,7 +220,7 @@ async def production(
             try:
                 await wait_connected([u for found in urls.values() for u in found], timeout=120)
             except BenchError as error:
-                raise BenchError(f"{error}; the services' output is in {log}")
+                raise BenchError(f"{error}; the services' output is in {log}") from error
             yield Target(
                 mode=f"production ({broker})",
                 urls={s: urls[s] for s in PUBLIC},

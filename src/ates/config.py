@@ -91,8 +91,10 @@ class Settings(BaseSettings):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)")
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)"
+            ) from error
         return value
 
     @field_validator(
@@ -179,8 +181,8 @@ def async_database_url(value: str) -> str:
     scheme, sep, rest = value.partition("://")
     try:
         url = make_url(f"postgresql://{rest}" if sep and scheme == "postgres" else value)
-    except ArgumentError:
-        raise ValueError(f"not a database URL: {value!r}")
+    except ArgumentError as error:
+        raise ValueError(f"not a database URL: {value!r}") from error
     driver = ASYNC_DRIVERS.get("postgres" if scheme == "postgres" else url.drivername)
     if driver is None:
         raise ValueError(

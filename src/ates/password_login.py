@@ -74,7 +74,7 @@ def password_login(
             meta = browser.get(f"{auth_url}/.well-known/openid-configuration")
             meta.raise_for_status()
         except httpx.HTTPError as error:
-            raise LoginFailed(f"cannot reach auth at {auth_url}: {error}")
+            raise LoginFailed(f"cannot reach auth at {auth_url}: {error}") from error
         endpoints = meta.json()
         started = authorization_request(
             endpoints["authorization_endpoint"], CLIENT_ID, redirect_uri, scope
@@ -87,14 +87,16 @@ def password_login(
         try:
             code = parse_authorization_code_response(callback, state=started.state)["code"]
         except OAuth2Error as error:
-            raise LoginFailed(f"auth refused the sign-in: {error.description or error.error}")
+            raise LoginFailed(
+                f"auth refused the sign-in: {error.description or error.error}"
+            ) from error
         exchange = token_request(
             code, redirect_uri, started.verifier, client_id=CLIENT_ID, client_secret=None
         )
         try:
             return token_response(browser.post(endpoints["token_endpoint"], **exchange))
         except TokenRefused as error:
-            raise LoginFailed(f"auth refused the code: {error}")
+            raise LoginFailed(f"auth refused the code: {error}") from error
 
 
 def _sign_in(

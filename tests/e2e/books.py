@@ -204,11 +204,11 @@ async def settled_books(
         logs: dict[str, list[dict[str, Any]]] = await eventually(
             settled, timeout=SETTLE_SECONDS, interval=0.5
         )
-    except AssertionError:
+    except AssertionError as error:
         raise AssertionError(
             f"billing booked {last['assign_fee']} fees and {last['reward']} rewards; the "
             f"flow caused {len(expected)} assignments and {len(flow.done_by)} completions"
-        )
+        ) from error
     return logs
 
 
@@ -296,11 +296,11 @@ async def analytics_agree(flow: Flow, books: Books) -> None:
 
     try:
         await eventually(agree, timeout=SETTLE_SECONDS, interval=0.5)
-    except AssertionError:
+    except AssertionError as error:
         raise AssertionError(
             f"analytics says {last}; billing: earnings {books.earnings}, {books.in_debt} in "
             f"debt, best reward {top}"
-        )
+        ) from error
 
 
 def counter(text: str, name: str, **labels: str) -> float:
@@ -352,8 +352,10 @@ async def billing_applied_each_event_once(
 
     try:
         await eventually(counted, timeout=10, interval=0.5)
-    except AssertionError:
-        raise AssertionError(f"billing processes applied {seen}, the flow caused {wanted}")
+    except AssertionError as error:
+        raise AssertionError(
+            f"billing processes applied {seen}, the flow caused {wanted}"
+        ) from error
     for name, by_event in seen.items():
         assert sum(by_event.values()) > 0, f"{name} applied nothing: the work is not shared {seen}"
 

@@ -258,10 +258,10 @@ class Production:
         )
         try:
             out, err = await asyncio.wait_for(process.communicate(), timeout)
-        except TimeoutError:
+        except TimeoutError as error:
             process.kill()
             await process.wait()
-            raise AssertionError(f"ates {' '.join(args)} took more than {timeout}s")
+            raise AssertionError(f"ates {' '.join(args)} took more than {timeout}s") from error
         done = subprocess.CompletedProcess(
             ["ates", *args], process.returncode or 0, out.decode(), err.decode()
         )

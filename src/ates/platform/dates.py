@@ -57,10 +57,10 @@ def parse_page_day(text: str) -> date:
     if typed is None:
         try:
             return parse_day(text)
-        except ValueError:
-            raise ValueError(f"{text!r} is not a day (write it like 26.11.2026)")
+        except ValueError as error:
+            raise ValueError(f"{text!r} is not a day (write it like 26.11.2026)") from error
     try:
         day = date(int(typed[3]), int(typed[2]), int(typed[1]))
-    except ValueError:
-        raise ValueError(f"{text!r} is not a day of the calendar")
+    except ValueError as error:
+        raise ValueError(f"{text!r} is not a day of the calendar") from error
     return parse_day(day)

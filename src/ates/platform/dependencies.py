@@ -42,7 +42,7 @@ async def current_principal(
     try:
         return await runtime.verifier.verify(credentials.credentials)
     except InvalidToken as error:
-        raise _unauthorized(str(error))
+        raise _unauthorized(str(error)) from error
 
 
 CurrentUser = Annotated[Principal, Depends(current_principal)]

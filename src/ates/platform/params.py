@@ -35,8 +35,8 @@ def parse_day(value: object) -> date:
             if not _SHAPE.fullmatch(value):
                 raise ValueError
             day = date.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)")
+        except ValueError as error:
+            raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)") from error
     if not FIRST_DAY <= day <= LAST_DAY:
         raise ValueError(f"{day.isoformat()} is not between {FIRST_DAY} and {LAST_DAY}")
     return day

@@ -90,7 +90,7 @@ class RemoteJwks(JwksSource):
                 self._key_set = KeySet.import_key_set(response.json())
         except (httpx.HTTPError, ValueError) as error:
             if self._key_set is None:
-                raise InvalidToken(f"cannot fetch signing keys from {self.url}: {error}")
+                raise InvalidToken(f"cannot fetch signing keys from {self.url}: {error}") from error
             return  # keep the keys we have
         self._fetched_at = time.monotonic()
 
@@ -134,7 +134,7 @@ class TokenVerifier:
             )
             expires = float(claims["exp"])
         except (ValueError, KeyError, TypeError) as error:
-            raise InvalidToken(f"token rejected: {error}")
+            raise InvalidToken(f"token rejected: {error}") from error
         self._verified[token] = (principal, expires)
         if len(self._verified) > self._remember:
             self._verified.popitem(last=False)  # the oldest first
@@ -145,7 +145,7 @@ class TokenVerifier:
         try:
             header = jws.extract_compact(token.encode()).headers()
         except (JoseError, ValueError) as error:
-            raise InvalidToken(f"malformed token: {error}")
+            raise InvalidToken(f"malformed token: {error}") from error
         if header.get("alg") not in ALGORITHMS:
             raise InvalidToken("token algorithm not allowed")
         kid = header.get("kid")
@@ -164,4 +164,4 @@ class TokenVerifier:
             ).validate(decoded.claims)
             return dict(decoded.claims)
         except (JoseError, ValueError, KeyError) as error:
-            raise InvalidToken(f"token rejected: {error}")
+            raise InvalidToken(f"token rejected: {error}") from error

@@ -52,7 +52,7 @@ class Api:
         try:
             answer = password_login(self.settings.public_url("auth"), username, login.password)
         except LoginFailed as error:
-            raise SimulationError(f"cannot sign in as {username}: {error}")
+            raise SimulationError(f"cannot sign in as {username}: {error}") from error
         lifetime = float(answer.get("expires_in") or 300)
         expires = time.monotonic() + max(lifetime - TOKEN_MARGIN_SECONDS, 1)
         self._tokens[username] = (str(answer["access_token"]), expires)
@@ -76,7 +76,7 @@ class Api:
             try:
                 response = self.http.request(method, url, headers=headers, **kw)
             except httpx.HTTPError as error:
-                raise SimulationError(f"{service} at {url} cannot be reached: {error}")
+                raise SimulationError(f"{service} at {url} cannot be reached: {error}") from error
             if response.status_code == 401 and attempt == 1:
                 self._tokens.pop(username, None)  # expired early (clock skew): once more
                 continue

@@ -62,7 +62,9 @@ class Event:
             event_id = uuid.UUID(str(raw["event_id"]))
             event_time = datetime.fromisoformat(str(raw["event_time"]).replace("Z", "+00:00"))
         except ValueError as error:
-            raise MalformedEnvelope(f"envelope has a bad event_id or event_time: {error}")
+            raise MalformedEnvelope(
+                f"envelope has a bad event_id or event_time: {error}"
+            ) from error
         if event_time.tzinfo is None:
             raise MalformedEnvelope("event_time must carry a time zone (RFC 3339)")
         version = raw["event_version"]
@@ -90,5 +92,5 @@ class Event:
         try:
             raw = orjson.loads(body)
         except orjson.JSONDecodeError as error:
-            raise MalformedEnvelope(f"not JSON: {error}")
+            raise MalformedEnvelope(f"not JSON: {error}") from error
         return cls.from_dict(raw)

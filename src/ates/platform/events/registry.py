@@ -101,8 +101,8 @@ class Registry:
     def domain_of(self, name: str) -> str:
         try:
             return self._domains[name]
-        except KeyError:
-            raise UnknownEvent(f"no schema registered for event {name!r}")
+        except KeyError as error:
+            raise UnknownEvent(f"no schema registered for event {name!r}") from error
 
     def versions_of(self, name: str) -> list[SchemaVersion]:
         self.domain_of(name)
@@ -119,8 +119,8 @@ class Registry:
     def get(self, name: str, version: int) -> SchemaVersion:
         try:
             return self._versions[(name, version)]
-        except KeyError:
-            raise UnknownEvent(f"no schema registered for {name} v{version}")
+        except KeyError as error:
+            raise UnknownEvent(f"no schema registered for {name} v{version}") from error
 
     def __iter__(self) -> Iterator[SchemaVersion]:
         return iter(sorted(self._versions.values(), key=lambda v: (v.domain, v.name, v.version)))

@@ -45,7 +45,7 @@ def _rule(check: Callable[[str], str]) -> Callable[[str | None], str | None]:
         try:
             return check(value)
         except PersonRuleError as error:
-            raise ValueError(error.message)
+            raise ValueError(error.message) from error
 
     return validate
 
@@ -156,9 +156,9 @@ async def create_user(body: NewPerson, runtime: RuntimeDep, admin: Admin) -> Per
         async with runtime.uow() as uow:
             person = await handlers.create_person(uow, command)
     except PersonRuleError as error:
-        raise _unprocessable(error)
+        raise _unprocessable(error) from error
     except handlers.PersonExists as error:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"username: {error}")
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"username: {error}") from error
     return PersonOut.of(person)
 
 
@@ -174,8 +174,8 @@ async def get_user(public_id: str, runtime: RuntimeDep, admin: Admin) -> PersonO
     try:
         async with runtime.uow() as uow:
             person = await handlers.get_person(uow, _known(public_id))
-    except handlers.PersonNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no person {public_id}")
+    except handlers.PersonNotFound as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no person {public_id}") from error
     return PersonOut.of(person)
 
 
@@ -194,12 +194,12 @@ async def change_user(
     try:
         async with runtime.uow() as uow:
             person = await handlers.change_person(uow, command)
-    except handlers.PersonNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no person {public_id}")
+    except handlers.PersonNotFound as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no person {public_id}") from error
     except PersonRuleError as error:
-        raise _unprocessable(error)
+        raise _unprocessable(error) from error
     except PersonConflict as error:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error))
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from error
     return PersonOut.of(person)
 
 

@@ -236,7 +236,9 @@ async def close_day(
         async with runtime.uow() as uow:
             result = await days.close_day(uow, day, now=datetime.now(UTC))
     except domain.DayRuleError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"date: {error}")
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"date: {error}"
+        ) from error
     return close_out(result)
 
 

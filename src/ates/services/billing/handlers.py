@@ -73,7 +73,7 @@ def _rejecting_bad_money(apply: Batched) -> Batched:
         try:
             await apply.apply(events, uow)
         except domain.LedgerError as error:
-            raise Rejected(f"{events[0].event_name}: {error}")
+            raise Rejected(f"{events[0].event_name}: {error}") from error
 
     return Batched(guarded)
 

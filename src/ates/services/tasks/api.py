@@ -172,9 +172,9 @@ async def create(body: NewTask, user: CurrentUser, runtime: RuntimeDep) -> TaskO
         async with runtime.uow() as uow:
             task = await create_task(uow, command)
     except NoActiveWorker as error:
-        raise _error(status.HTTP_409_CONFLICT, error)
+        raise _error(status.HTTP_409_CONFLICT, error) from error
     except InvalidTask as error:
-        raise _error(status.HTTP_422_UNPROCESSABLE_ENTITY, error)
+        raise _error(status.HTTP_422_UNPROCESSABLE_ENTITY, error) from error
     return TaskOut.of(task)
 
 
@@ -229,7 +229,7 @@ async def shuffle(user: Managing, runtime: RuntimeDep) -> ShuffleOut:
     try:
         result = await shuffle_tasks(runtime.uow)
     except NoActiveWorker as error:
-        raise _error(status.HTTP_409_CONFLICT, error)
+        raise _error(status.HTTP_409_CONFLICT, error) from error
     return ShuffleOut(shuffle_id=result.shuffle_id, reassigned=result.reassigned)
 
 
@@ -270,9 +270,9 @@ async def complete(public_id: str, user: CurrentUser, runtime: RuntimeDep) -> Ta
         async with runtime.uow() as uow:
             task = await complete_task(uow, _known(public_id), by=str(user.public_id))
     except TaskNotFound as error:
-        raise _error(status.HTTP_404_NOT_FOUND, error)
+        raise _error(status.HTTP_404_NOT_FOUND, error) from error
     except NotTheAssignee as error:
-        raise _error(status.HTTP_403_FORBIDDEN, error)
+        raise _error(status.HTTP_403_FORBIDDEN, error) from error
     except AlreadyDone as error:
-        raise _error(status.HTTP_409_CONFLICT, error)
+        raise _error(status.HTTP_409_CONFLICT, error) from error
     return TaskOut.of(task)

@@ -44,15 +44,15 @@ async def create_task(uow: UnitOfWork, command: CreateTask) -> Task:
     try:
         title = domain.check_title(command.title)
     except ValueError as error:
-        raise InvalidTask("title", str(error))
+        raise InvalidTask("title", str(error)) from error
     try:
         jira_id = domain.check_jira_id(command.jira_id)
     except ValueError as error:
-        raise InvalidTask("jira_id", str(error))
+        raise InvalidTask("jira_id", str(error)) from error
     try:
         domain.check_description(command.description)
     except ValueError as error:
-        raise InvalidTask("description", str(error))
+        raise InvalidTask("description", str(error)) from error
     assignee = await people.random_active_worker(uow)
     if assignee is None:
         raise NoActiveWorker("there is no active worker to assign the task to")
