@@ -1,15 +1,19 @@
 # aTES: one image, every service. `docker compose` (docker-compose.yml) runs it as
 # `ates serve SERVICE` per container and `ates migrate` once; see docs/operations.md.
 
-FROM python:3.11-slim-bookworm AS build
+# The base image by its full version; the dependencies from the lock, each file by its hash
+# (requirements/main.txt), so that two builds of one commit install the same code.
+FROM python:3.11.11-slim-bookworm AS build
 WORKDIR /src
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+COPY requirements/main.txt ./requirements/
+RUN python -m venv /opt/ates \
+    && /opt/ates/bin/pip install --require-hashes -r requirements/main.txt
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN python -m venv /opt/ates && /opt/ates/bin/pip install --upgrade pip \
-    && /opt/ates/bin/pip install .
+RUN /opt/ates/bin/pip install --no-deps .
 
-FROM python:3.11-slim-bookworm
+FROM python:3.11.11-slim-bookworm
 ENV PATH=/opt/ates/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

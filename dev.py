@@ -21,12 +21,15 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+LOCK = ROOT / "requirements" / "dev.txt"  # pyproject.toml's dependencies and [dev], locked
 
 
 def ensure_venv() -> None:
     if sys.version_info < (3, 11):
         sys.exit(f"aTES needs Python 3.11 or newer, this is {sys.version.split()[0]}")
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    digest = hashlib.sha256(
+        (ROOT / "pyproject.toml").read_bytes() + LOCK.read_bytes()
+    ).hexdigest()
     stamp = VENV / ".ates-installed"
     if stamp.exists() and stamp.read_text() == digest and PYTHON.exists():
         return
@@ -36,7 +39,9 @@ def ensure_venv() -> None:
     print("installing aTES and its tools into .venv …", flush=True)
     pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
+    # the locked versions, each file checked against its hash; then aTES itself
+    subprocess.run([*pip, "--require-hashes", "-r", str(LOCK)], check=True)
+    subprocess.run([*pip, "--no-deps", "-e", str(ROOT)], check=True)
     stamp.write_text(digest)
 
 
