@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
 
-    # JetStream retention of each domain stream (history kept for replay)
+    # JetStream retention of each domain stream (history kept for rebuilding read models)
     stream_max_age_days: int = Field(default=365, ge=1)
     stream_max_bytes: int = Field(default=10 * 1024**3, ge=1024**2)
 

@@ -407,8 +407,8 @@ class TestKafkaBroker(KafkaFixtures):
     async def test_a_deleted_group_reads_the_log_again_from_the_beginning(
         self, broker: Broker, domain: str
     ) -> None:
-        # What a replay does: forget the group, consume again.
-        group = unique("replayed")
+        # What a rebuild does: forget the group, consume again.
+        group = unique("rebuilt")
         messages = [message(domain) for _ in range(5)]
         ids = {m.event_id for m in messages}
         first, again = Inbox(lambda d: Retry(0.05) if d.attempt == 1 else Ack()), Inbox()

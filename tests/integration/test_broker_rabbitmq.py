@@ -108,8 +108,8 @@ class TestRabbitBroker(BrokerContract):
     async def test_a_deleted_group_reads_the_log_again_from_the_beginning(
         self, broker: Broker
     ) -> None:
-        # What a replay does: forget the group, consume again.
-        group = unique_group("replayed")
+        # What a rebuild does: forget the group, consume again.
+        group = unique_group("rebuilt")
         messages = [account_created() for _ in range(5)]
         ids = {m.event_id for m in messages}
         first, again = Recorder(), Recorder()
@@ -128,7 +128,7 @@ class TestRabbitBroker(BrokerContract):
         self, broker: Broker, second_broker: Broker
     ) -> None:
         # RabbitMQ cancels the consumer of a deleted queue (an operator's delete_queue, a
-        # replay finishing); the consumer must not wait forever on a queue that is gone.
+        # rebuild finishing); the consumer must not wait forever on a queue that is gone.
         group = unique_group("deleted")
         recorder = Recorder()
         before, after = account_created(), account_created()

@@ -47,7 +47,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("tracing", "uow"),
     ("consumer", "outbox"),
     ("runtime",),
-    ("replay", "deadletters", "gauges", "status", "sessions"),
+    ("rebuild", "deadletters", "gauges", "status", "sessions"),
     ("dependencies", "pages", "middleware", "web", "login", "admin", "catalog"),
     ("service",),
 )

@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 from ates.platform.consumer import EventConsumer, Rejected
 from ates.platform.db import Database
 from ates.platform.events import Event
-from ates.platform.replay import ensure_generation, generation_consumer, read_generation
+from ates.platform.rebuild import ensure_generation, generation_consumer, read_generation
 from ates.platform.runtime import Runtime
 from ates.platform.tables import dead_letters
 from ates.platform.telemetry import DEAD_LETTERS_RETRIED_AT_START
@@ -91,7 +91,7 @@ async def _resolve(
 
 def _own_inbox(consumer: EventConsumer, inbox_name: str) -> EventConsumer:
     """``consumer``'s handlers, recording in the inbox of the consumer that gave up (a
-    replayable service's generation keeps an inbox of its own)."""
+    rebuildable service's generation keeps an inbox of its own)."""
     return EventConsumer(
         consumer.service,
         consumer.db,

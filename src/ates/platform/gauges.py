@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ates.platform.broker import BrokerUnavailable
-from ates.platform.replay import read_generation
+from ates.platform.rebuild import read_generation
 from ates.platform.runtime import Runtime, domains_consumed
 from ates.platform.tables import dead_letters, outbox
 from ates.platform.telemetry import (

@@ -46,8 +46,8 @@ class ServiceSpec:
     # called once in the lifespan after the database is ready (e.g. register clients)
     on_startup: Sequence[BackgroundJob] = ()
     # A read model (state rebuilt from events only) sets this: it deletes the projections
-    # in the replay's transaction. Such a service consumes in generations that
-    # `ates replay` can rebuild from the broker's log (ates.platform.replay).
+    # in the rebuild's transaction. Such a service consumes in generations that
+    # `ates replay` can rebuild from the broker's log (ates.platform.rebuild).
     read_model_reset: Callable[[UnitOfWork], Awaitable[None]] | None = None
     # A service with pages that keeps a copy of people says here what its copy knows of
     # someone: the pages then honour a role change or deactivation at once (sessions).

@@ -25,7 +25,7 @@ from ates.platform.deadletters import retry_at_start
 from ates.platform.limits import JSON_BODY_MAX
 from ates.platform.login import install_login
 from ates.platform.outbox import OutboxRelay
-from ates.platform.replay import follow_generations
+from ates.platform.rebuild import follow_generations
 from ates.platform.runtime import Runtime, ServiceSpec, build_runtime, domains_consumed
 from ates.platform.web import install_common
 
@@ -40,7 +40,7 @@ async def run_messaging(
     to others).
 
     A read model (``spec.read_model_reset``) follows the generation recorded in its
-    database instead (``consumer_generation`` is the one used until a replay records
+    database instead (``consumer_generation`` is the one used until a rebuild records
     another): it pauses while ``ates replay`` rebuilds it and resumes on the new group.
     """
     settings = runtime.settings

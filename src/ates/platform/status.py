@@ -67,7 +67,7 @@ async def read_status(runtime: Runtime) -> dict[str, Any]:
 
 async def _applied(session: Any, runtime: Runtime, groups: set[str]) -> Counter[tuple[str, str]]:
     """Events each group applied, by domain: its rows in the inbox (a group records what
-    it applied under its own name, ``ates.platform.replay``)."""
+    it applied under its own name, ``ates.platform.rebuild``)."""
     counts: Counter[tuple[str, str]] = Counter()
     if not groups:
         return counts

@@ -73,7 +73,8 @@ dead_letters = sa.Table(
 )
 
 # Where a consumer group stands in a log the broker does not track for us (RabbitMQ
-# streams), and which generation of a replayable consumer is current.
+# streams), and which generation of a read model's consumer is current
+# (ates.platform.rebuild; the stored names "live" and "rebuild" are values of `stream`).
 consumer_positions = sa.Table(
     "consumer_positions",
     metadata,

@@ -115,11 +115,11 @@ class Broker(ABC):
 
     @abstractmethod
     async def delete_group(self, group: str, domain: str) -> None:
-        """Forget a group's position (for replay)."""
+        """Forget a group's position (for a rebuild)."""
 
     @abstractmethod
     async def log_size(self, domain: str) -> int:
-        """How many messages the domain's retained log holds (for replay progress)."""
+        """How many messages the domain's retained log holds (for rebuild progress)."""
 
     @abstractmethod
     async def lag(self, group: str, domain: str) -> int | None:

@@ -1,4 +1,5 @@
-"""The analytics service's words of the `ates` command: ``ates replay SERVICE``."""
+"""The analytics service's words of the `ates` command: ``ates replay SERVICE``, which
+rebuilds a read model (the command keeps its public name, docs/rebuild.md)."""
 
 from __future__ import annotations
 
@@ -17,35 +18,37 @@ if TYPE_CHECKING:
 
 def register(app: typer.Typer) -> None:
     """Mount this service's commands on the main `ates` app."""
-    app.command("replay")(replay_command)
+    # "replay" is the public name (DESIGN.md); what it does is a rebuild
+    app.command("replay")(rebuild_command)
 
 
-def replay_command(
+def rebuild_command(
     service: Annotated[str, typer.Argument(help="The read model to rebuild (analytics).")],
     data_dir: DataDirOption = None,
 ) -> None:
-    """Rebuild a read model from the broker's retained event log (docs/replay.md). It drops
-    the projections and reads every event again from the start of the log; a running
-    service pauses meanwhile and then carries on. Safe to run again."""
-    from ates.platform.replay import is_replayable
+    """Rebuild a read model from the broker's retained event log (docs/rebuild.md). It
+    drops the projections and reads every event again from the start of the log; a running
+    service pauses meanwhile and then carries on. Safe to run again. (Not for dead letters:
+    `ates dlq replay` applies one of those again.)"""
+    from ates.platform.rebuild import is_rebuildable
     from ates.services.registry import spec
 
     if service not in SERVICES:
         fail(f"unknown service {service!r}: one of {', '.join(SERVICES)}")
-    if not is_replayable(spec(service)):
+    if not is_rebuildable(spec(service)):
         fail(
             f"{service} keeps state of its own and cannot be rebuilt from events; "
-            "only a read model can be replayed: analytics"
+            "only a read model can be rebuilt: analytics"
         )
     settings = stack_settings(data_dir)  # the broker of a running `ates up`, if any
-    run(_replay(service, settings))
+    run(_rebuild(service, settings))
 
 
-async def _replay(service: str, settings: Settings) -> None:
+async def _rebuild(service: str, settings: Settings) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from ates.platform.broker import BrokerUnavailable, create_broker
-    from ates.platform.replay import ReplaySuperseded, replay
+    from ates.platform.rebuild import RebuildSuperseded, rebuild
 
     async with _broker_url(settings) as url:
         broker = create_broker(
@@ -65,13 +68,13 @@ async def _replay(service: str, settings: Settings) -> None:
                     TimeElapsedColumn(),
                     console=console.real,
                 ) as bar:
-                    task = bar.add_task(f"replaying {service} from {url}", total=None)
+                    task = bar.add_task(f"rebuilding {service} from {url}", total=None)
 
                     def progress(done: int, total: int) -> None:
                         bar.update(task, completed=done, total=max(done, total))
 
-                    report = await replay(runtime, broker, progress=progress)
-        except ReplaySuperseded as error:
+                    report = await rebuild(runtime, broker, progress=progress)
+        except RebuildSuperseded as error:
             fail(str(error), code=1)
         finally:
             await broker.close()
@@ -90,7 +93,7 @@ def _domains() -> list[str]:
 @asynccontextmanager
 async def _broker_url(settings: Settings) -> AsyncIterator[str]:
     """``ATES_BROKER_URL``; else the bundled NATS of ``ates up`` if it is running; else
-    that server started on its data for the time of the replay."""
+    that server started on its data for the time of the rebuild."""
     from ates.platform.broker.nats.server import EmbeddedNats, EmbeddedNatsError
     from ates.platform.tcp import port_is_free
 

@@ -5,7 +5,7 @@ Projections are kept in UTC. The business time zone only turns a chosen date int
 interval (here) and a UTC instant back into a local date (at the edges). Completions are
 aggregated per 15-minute UTC bucket: every time zone in use today is a whole number of
 quarter hours away from UTC, so any local day, ISO week or month is an exact run of
-buckets, in any zone and across DST changes, and changing ``ATES_TIMEZONE`` needs no replay.
+buckets, in any zone and across DST changes, and changing ``ATES_TIMEZONE`` needs no rebuild.
 """
 
 from __future__ import annotations

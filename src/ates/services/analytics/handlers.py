@@ -80,7 +80,7 @@ async def on_account_deactivated(event: Event, uow: UnitOfWork) -> None:
     await _merge_person(uow, event.data["public_id"], PersonFacts(event_stamp(event), active=False))
 
 
-# --- replay -----------------------------------------------------------------------------
+# --- rebuild ----------------------------------------------------------------------------
 
 
 async def reset_projections(uow: UnitOfWork) -> None:
@@ -89,7 +89,7 @@ async def reset_projections(uow: UnitOfWork) -> None:
         await uow.session.execute(delete(model))
 
 
-# Every event of the domains analytics reads, so that a replay sees the whole log. Task
+# Every event of the domains analytics reads, so that a rebuild sees the whole log. Task
 # and money events are projected a run at a time (``projector``); people's, rare, one by one.
 _PROJECT = Batched(project)
 HANDLERS: dict[str, Handler] = {

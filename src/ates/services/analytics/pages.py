@@ -13,7 +13,7 @@ from ates.platform.closing import day_state, late_booking_note
 from ates.platform.dates import parse_page_day, today
 from ates.platform.dependencies import RuntimeDep
 from ates.platform.pages import page_roles
-from ates.platform.replay import read_generation
+from ates.platform.rebuild import read_generation
 from ates.platform.security import Principal
 from ates.platform.web import flash, render
 from ates.services.analytics import queries

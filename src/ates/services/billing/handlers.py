@@ -3,7 +3,7 @@
 Each handler runs inside the consumer's unit of work, after the event's id went into the
 inbox. They tolerate any order (a task or person first heard of in a later event is
 created on the spot) and any number of deliveries (the ledger's idempotency key is the
-event id, so even a replay through a fresh inbox books nothing twice).
+event id, so even an event read again through a fresh inbox books nothing twice).
 
 The random source of prices is injected: ``make_handlers(random.Random(seed))`` in tests,
 the operating system's in production.

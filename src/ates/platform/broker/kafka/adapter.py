@@ -305,7 +305,7 @@ class KafkaBroker(Broker):
         await self.connect()
         topic = self._names.retry_topic(group, domain)
         # A client of its own: aiokafka's admin client has no DeleteGroups (see .groups),
-        # and a replay deletes groups rarely enough that a short connection is fine.
+        # and a rebuild deletes groups rarely enough that a short connection is fine.
         client = AIOKafkaClient(bootstrap_servers=self._servers, client_id="ates-admin")
         try:
             await client.bootstrap()

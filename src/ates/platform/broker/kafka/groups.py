@@ -69,7 +69,7 @@ async def delete_group(
 ) -> bool:
     """Delete ``group_id`` with its committed offsets; False if there was none.
 
-    Members that are leaving (a process stopping its consumers just before a replay) get
+    Members that are leaving (a process stopping its consumers just before a rebuild) get
     ``wait_for_members`` seconds; a group still in use after that raises GroupInUse,
     because going on would leave that group where it stood instead of at the start."""
     loop = asyncio.get_running_loop()

@@ -4,9 +4,9 @@ Everything is named under a namespace (``ates`` unless told otherwise), so that 
 installations, or several tests, can share one cluster without seeing each other:
 
 - ``<ns>.<domain>``: the domain's log, partitioned by the aggregate key (one task's or one
-  person's events stay in one partition, in order). Kept by age and size, for replay.
+  person's events stay in one partition, in order). Kept by age and size, for rebuilds.
 - consumer group ``<ns>.<group>.<domain>``: one group of ours reading one domain; deleting
-  it (replay) forgets exactly that position.
+  it (a rebuild) forgets exactly that position.
 - ``<ns>.<domain>.<group>.retry``: messages that group answered ``Retry`` to, each with
   its attempt and the time before which it must not come back (headers below).
 """

@@ -1,7 +1,7 @@
 """NATS JetStream adapter.
 
 One stream per producing domain (``ACCOUNTS`` holds ``accounts.>``), file storage, kept
-by size and age for replay. One durable pull consumer per (group, stream): each service
+by size and age for rebuilds. One durable pull consumer per (group, stream): each service
 keeps its own position, and processes of the same service share it. Publishes carry the
 event id as ``Nats-Msg-Id`` so the server drops duplicates inside its window; consumers
 dedup the rest through their inbox (see PITFALLS.md).

@@ -236,7 +236,7 @@ class RabbitBroker(Broker):
 
         def on_cancel(_frame: Any) -> None:
             # The server cancelled the consumer: its queue was deleted (an operator, a
-            # replay forgetting an old group). The channel stays open and we would wait
+            # rebuild forgetting an old group). The channel stays open and we would wait
             # forever; close it, and the loop sets the group up again.
             log.warning("rabbitmq.consumer_cancelled", group=group, domain=domain)
             closing.append(asyncio.ensure_future(channel.close()))

@@ -1,11 +1,11 @@
 """The RabbitMQ objects aTES uses: their names and arguments, in one place.
 
 For a producing domain ``D`` (``accounts``, ``tasks``, ``billing``) and a consumer group
-``G`` (a service, or a service's replay generation):
+``G`` (a service, or a service's rebuild generation):
 
 - ``ates.D`` — durable topic exchange; routing key = subject ``D.EventName``.
 - ``ates.D.log`` — stream queue bound with ``#``: the retained history of the domain,
-  read to fill a new group's queue (replay) and never consumed otherwise.
+  read to fill a new group's queue (rebuild) and never consumed otherwise.
 - ``ates.D.G`` — the group's quorum queue, bound to the subjects the group handles (or
   to ``D.#``, every subject: the platform's consumers take them all). The
   queue *is* the group's position: processes of one service compete on it.

@@ -1,12 +1,12 @@
-"""Benchmark of ``ates replay analytics``: how fast a rebuild reads the log.
+"""Benchmark of rebuilding analytics (``ates replay analytics``): how fast it reads the log.
 
-    .venv/bin/python bench/analytics_replay.py [--days 10] [--tasks-per-day 100]
+    .venv/bin/python bench/analytics_rebuild.py [--days 10] [--tasks-per-day 100]
 
 A simulated company's events (``ates.testing.workload``, as in the integration tests:
 people, tasks, shuffles, completions, billing's movements and day closes) are published to
 a bundled NATS server
-(``sync_interval: always``); an analytics database is migrated; then the replay runs
-exactly as the CLI runs it (``ates.platform.replay.replay``: reset, consume every domain
+(``sync_interval: always``); an analytics database is migrated; then the rebuild runs
+exactly as the CLI runs it (``ates.platform.rebuild.rebuild``: reset, consume every domain
 with a new group through the inbox, hand over) and is timed. The rebuilt dashboard is
 checked against the workload's own figures for every day.
 """
@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from ates.config import Settings
 from ates.platform import migrations
 from ates.platform.broker.nats.server import EmbeddedNats
-from ates.platform.replay import replay
+from ates.platform.rebuild import rebuild
 from ates.platform.runtime import build_runtime
 from ates.services.analytics import queries
 from ates.services.registry import spec
@@ -33,7 +33,7 @@ from ates.testing.workload import simulate
 
 
 async def main(days: int, tasks_per_day: int) -> None:
-    work = Path(tempfile.mkdtemp(prefix="ates-bench-replay-"))
+    work = Path(tempfile.mkdtemp(prefix="ates-bench-rebuild-"))
     zone = ZoneInfo("UTC")
     last = datetime.now(UTC).date()
     first = last - timedelta(days=days - 1)
@@ -62,10 +62,10 @@ async def main(days: int, tasks_per_day: int) -> None:
                     last_shown[0] = time.monotonic()
                     print(f"  {done:,} / {total:,}", flush=True)
 
-            report = await replay(runtime, broker, progress=progress)
+            report = await rebuild(runtime, broker, progress=progress)
             rate = report.events / report.seconds
             print(
-                f"replay: {report.events:,} events (log {report.log_size:,}) in "
+                f"rebuild: {report.events:,} events (log {report.log_size:,}) in "
                 f"{report.seconds:.1f} s = {rate:,.0f} events/s, including the 1.5 s it "
                 "waits to be sure the log is quiet",
                 flush=True,

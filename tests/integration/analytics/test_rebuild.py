@@ -1,6 +1,6 @@
-"""``ates replay analytics``: drop the projections, rebuild them from the broker's log, get
-the same dashboard; a running service pauses meanwhile, then carries on with the new
-consumer group, and no event is applied twice or lost."""
+"""Rebuilding a read model (``ates replay analytics``): drop the projections, rebuild them
+from the broker's log, get the same dashboard; a running service pauses meanwhile, then
+carries on with the new consumer group, and no event is applied twice or lost."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from ates.platform.broker.kafka.server import LocalKafka
 from ates.platform.broker.nats.server import EmbeddedNats
 from ates.platform.db import Database
 from ates.platform.events import Event
-from ates.platform.replay import _begin, generation_consumer, read_generation, replay
+from ates.platform.rebuild import _begin, generation_consumer, read_generation, rebuild
 from ates.platform.runtime import build_runtime
 from ates.platform.tables import consumer_positions
 from ates.services.analytics.models import DailyEarnings
@@ -66,7 +66,7 @@ async def group_exists(url: str, stream: str, group: str) -> bool:
         await client.close()
 
 
-async def test_replay_while_the_service_runs_rebuilds_the_same_dashboard(
+async def test_a_rebuild_while_the_service_runs_gives_the_same_dashboard(
     ny_settings: Settings, tokens: TokenFactory
 ) -> None:
     url = ny_settings.broker_url or ""
@@ -76,26 +76,26 @@ async def test_replay_while_the_service_runs_rebuilds_the_same_dashboard(
             assert not await group_exists(url, stream, "analytics")
             assert await group_exists(url, stream, "analytics-g2")
 
-    await replay_while_running(ny_settings, tokens, old_group_gone)
+    await rebuild_while_running(ny_settings, tokens, old_group_gone)
 
 
 @pytest.mark.rabbitmq
-async def test_replay_while_the_service_runs_on_rabbitmq(
+async def test_rebuild_while_the_service_runs_on_rabbitmq(
     tmp_path: Path, rabbitmq_url: str, tokens: TokenFactory
 ) -> None:
     settings = make_settings(tmp_path / "data", rabbitmq_url, timezone=ZONE)
-    await replay_while_running(settings, tokens, None)
+    await rebuild_while_running(settings, tokens, None)
 
 
 @pytest.mark.kafka
-async def test_replay_while_the_service_runs_on_kafka(
+async def test_rebuild_while_the_service_runs_on_kafka(
     tmp_path: Path, own_kafka_server: LocalKafka, tokens: TokenFactory
 ) -> None:
     settings = make_settings(tmp_path / "data", own_kafka_server.url, timezone=ZONE)
-    await replay_while_running(settings, tokens, None)
+    await rebuild_while_running(settings, tokens, None)
 
 
-async def replay_while_running(
+async def rebuild_while_running(
     settings: Settings,
     tokens: TokenFactory,
     check_groups: Callable[[], Awaitable[None]] | None,
@@ -114,13 +114,13 @@ async def replay_while_running(
         # the CLI's side: its own runtime on the same database, its own connection
         cli = build_runtime(spec("analytics"), ny_settings, verifier=tokens.verifier())
         progress: list[tuple[int, int]] = []
-        rebuild = asyncio.create_task(
-            replay(cli, broker, progress=lambda done, total: progress.append((done, total)))
+        rebuilding = asyncio.create_task(
+            rebuild(cli, broker, progress=lambda done, total: progress.append((done, total)))
         )
         await eventually(lambda: _started(progress))  # it reads the log from the start
         # while it rebuilds, life goes on: the rest of the workload is published
         await publish(broker, during, rng=random.Random(4))
-        report = await rebuild
+        report = await rebuilding
         await cli.db.dispose()
 
         assert report.generation == 2
@@ -147,16 +147,16 @@ async def replay_while_running(
             )
         assert final["range"]["range"] is not None
 
-        # a third generation: replaying again gives the same dashboard again
+        # a third generation: rebuilding again gives the same dashboard again
         cli = build_runtime(spec("analytics"), ny_settings, verifier=tokens.verifier())
-        report = await replay(cli, broker)
+        report = await rebuild(cli, broker)
         await cli.db.dispose()
         assert report.generation == 3
         await wait_applied(analytics.db, "analytics-g3", len(w.events))
         assert await snapshot(analytics.client, tokens, w) == final
 
 
-async def test_replay_of_a_stopped_service_gives_the_same_snapshot(
+async def test_a_rebuild_of_a_stopped_service_gives_the_same_snapshot(
     ny_settings: Settings, tokens: TokenFactory
 ) -> None:
     w = simulate(ZoneInfo(ZONE), date(2024, 3, 29), date(2024, 4, 2), seed=5)
@@ -185,7 +185,7 @@ async def test_replay_of_a_stopped_service_gives_the_same_snapshot(
         async with service_harness("analytics", ny_settings, tokens) as analytics:
             assert await applied_count(analytics.db, "analytics-g2") == len(w.events)
             assert await snapshot(analytics.client, tokens, w) == first
-            # started after the replay, the service consumes with the new group
+            # started after the rebuild, the service consumes with the new group
             late = simulate(ZoneInfo(ZONE), date(2024, 4, 3), date(2024, 4, 3), seed=9)
             await publish(broker, late.events)
             await wait_applied(analytics.db, "analytics-g2", len(w.events) + len(late.events))
@@ -194,7 +194,7 @@ async def test_replay_of_a_stopped_service_gives_the_same_snapshot(
             assert {(r.stream, r.generation) for r in rows} == {("live", 2)}
 
 
-async def test_only_a_read_model_can_be_replayed(ny_settings: Settings) -> None:
+async def test_only_a_read_model_can_be_rebuilt(ny_settings: Settings) -> None:
     for service in ("billing", "nosuch"):
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -216,7 +216,7 @@ async def test_only_a_read_model_can_be_replayed(ny_settings: Settings) -> None:
 async def test_an_event_an_old_consumer_applies_after_the_reset_is_skipped(
     tmp_path: Path, tokens: TokenFactory
 ) -> None:
-    """The race a replay must win: generation 1 is applying an event when the rebuild
+    """The race a rebuild must win: generation 1 is applying an event when the rebuild
     resets the projections. The guard sees the new generation and leaves the event to
     the rebuild, so it is applied once, not twice."""
     settings = make_settings(tmp_path / "data", None, timezone=ZONE)
@@ -251,11 +251,11 @@ async def total_earnings(db: Database) -> int:
     return sum(r.fees_cents - r.rewards_cents for r in rows)
 
 
-async def test_replay_finds_the_bundled_broker_or_starts_it(
+async def test_the_rebuild_finds_the_bundled_broker_or_starts_it(
     tmp_path: Path, nats_server: EmbeddedNats, tokens: TokenFactory
 ) -> None:
     """Without ATES_BROKER_URL the command uses the bundled NATS of the data directory:
-    the one `ates up` runs if it is up, else it starts that server for the replay."""
+    the one `ates up` runs if it is up, else it starts that server for the rebuild."""
     assert nats_server.data_dir == (tmp_path / "nats").resolve()  # the data dir's server
     settings = make_settings(tmp_path, None, timezone=ZONE)
     w = simulate(ZoneInfo(ZONE), date(2024, 4, 1), date(2024, 4, 2), seed=3)

@@ -1,4 +1,6 @@
-"""Rebuilding a read model from the broker's retained log (``ates replay SERVICE``).
+"""Rebuilding a read model from the broker's retained log (``ates replay SERVICE``: the
+command keeps its public name, see docs/rebuild.md; "replay" in aTES otherwise means
+applying a dead letter again, ``ates.platform.deadletters``).
 
 A service whose spec has a ``read_model_reset`` consumes in *generations*. Generation N
 reads the broker with the durable group ``spec.consumer_group(N)`` and records what it
@@ -6,7 +8,7 @@ applied in the inbox under that same name. The current generation lives in the p
 table ``consumer_positions``, row ``(service, "live")``; while a rebuild runs, row
 ``(service, "rebuild")`` names the generation being built.
 
-A replay (run by the CLI, see docs/replay.md):
+A rebuild (run by the CLI, see docs/rebuild.md):
 
 1. in one transaction: names generation N+1 as the one being rebuilt, drops the
    projections (the spec's reset), forgets the inbox and supersedes pending dead letters;
@@ -46,19 +48,20 @@ from ates.platform.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
 
+# Stored values (rows of existing databases): never renamed.
 LIVE = "live"  # consumer_positions.stream of the generation services consume
-REBUILD = "rebuild"  # consumer_positions.stream of the generation a replay is building
-SUPERSEDED = "superseded"  # dead-letter status: the replay consumes that event again
+REBUILD = "rebuild"  # consumer_positions.stream of the generation a rebuild is building
+SUPERSEDED = "superseded"  # dead-letter status: the rebuild consumes that event again
 
 Progress = Callable[[int, int], None]  # (events done, events in the log)
 
 
-class NotReplayable(Exception):
+class NotRebuildable(Exception):
     """The service keeps state of its own; only a read model can be rebuilt."""
 
 
-class ReplaySuperseded(Exception):
-    """Another replay of the same service started while this one ran."""
+class RebuildSuperseded(Exception):
+    """Another rebuild of the same service started while this one ran."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +76,7 @@ class GenerationState:
 
 
 @dataclass(frozen=True, slots=True)
-class ReplayReport:
+class RebuildReport:
     service: str
     generation: int
     events: int  # deliveries the rebuild settled (applied, duplicate or dead-lettered)
@@ -162,7 +165,7 @@ def generation_guard(
         state = await read_generation(uow.session, service, default=default, lock=True)
         if state.current != generation:
             log.info(
-                "replay.skipped_stale",
+                "rebuild.skipped_stale",
                 service=service,
                 generation=generation,
                 current=state.current,
@@ -240,7 +243,7 @@ async def follow_generations(
                         for domain in domains
                     ]
                 log.info(
-                    "replay.following",
+                    "rebuild.following",
                     service=spec.name,
                     generation=target,
                     paused=target is None,
@@ -262,7 +265,7 @@ async def _stop(tasks: list[asyncio.Task[None]]) -> None:
             await task
 
 
-# --- the replay -----------------------------------------------------------------------
+# --- the rebuild ----------------------------------------------------------------------
 
 
 class _Tally:
@@ -301,14 +304,14 @@ class _Tally:
         return 0.0 if self.in_flight else time.monotonic() - self.last_activity
 
 
-async def replay(
+async def rebuild(
     runtime: Runtime,
     broker: Broker,
     *,
     progress: Progress | None = None,
     settle_seconds: float = 1.5,
     idle_seconds: float = 15.0,
-) -> ReplayReport:
+) -> RebuildReport:
     """Drop the read model of ``runtime``'s service and rebuild it from the broker's log.
 
     Caught up means: every domain delivered at least as many events as its log held when
@@ -318,9 +321,9 @@ async def replay(
     spec = runtime.spec
     reset = spec.read_model_reset
     if reset is None:
-        raise NotReplayable(
+        raise NotRebuildable(
             f"{spec.name} keeps state of its own, not a read model: only services that "
-            "rebuild from events (analytics) can be replayed"
+            "rebuild from events (analytics) can be rebuilt"
         )
     started = time.monotonic()
     generation = await _begin(runtime, reset)
@@ -359,7 +362,7 @@ async def replay(
     finally:
         await _stop(tasks)
     await _finish(runtime, broker, generation, list(domains))
-    return ReplayReport(
+    return RebuildReport(
         service=spec.name,
         generation=generation,
         events=tally.count,
@@ -387,7 +390,7 @@ async def _begin(runtime: Runtime, reset: Callable[[UnitOfWork], Awaitable[None]
             .values(status=SUPERSEDED, resolved_at=datetime.now(UTC))
         )
         await uow.commit()
-    log.info("replay.started", service=service, generation=generation)
+    log.info("rebuild.started", service=service, generation=generation)
     return generation
 
 
@@ -396,8 +399,8 @@ async def _finish(runtime: Runtime, broker: Broker, generation: int, domains: li
     async with runtime.uow() as uow:
         state = await _lock_generation(uow.session, spec.name)
         if state.rebuilding != generation:
-            raise ReplaySuperseded(
-                f"another replay of {spec.name} (generation {state.rebuilding}) started "
+            raise RebuildSuperseded(
+                f"another rebuild of {spec.name} (generation {state.rebuilding}) started "
                 f"while generation {generation} was rebuilding; it carries on"
             )
         await _set_generation(uow.session, spec.name, LIVE, generation)
@@ -413,8 +416,8 @@ async def _finish(runtime: Runtime, broker: Broker, generation: int, domains: li
     for old_generation in range(1, generation):
         for domain in domains:
             await broker.delete_group(spec.consumer_group(old_generation), domain)
-    log.info("replay.finished", service=spec.name, generation=generation)
+    log.info("rebuild.finished", service=spec.name, generation=generation)
 
 
-def is_replayable(spec: ServiceSpec) -> bool:
+def is_rebuildable(spec: ServiceSpec) -> bool:
     return spec.read_model_reset is not None
