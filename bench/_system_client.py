@@ -19,7 +19,6 @@ import itertools
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
@@ -28,6 +27,8 @@ from _system_http import Answer, Http, HttpFailed, browser
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+from ates.password_login import LoginForm
 
 CLIENT_ID = "ates-cli"
 REDIRECT_URI = "http://127.0.0.1:9/callback"  # loopback, any port: read from Location only
@@ -60,30 +61,6 @@ class Person:
     @property
     def username(self) -> str:
         return self.login.username
-
-
-class _LoginForm(HTMLParser):
-    """The hidden fields (CSRF token, next) and the error message of auth's login page."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fields: dict[str, str] = {}
-        self.errors: list[str] = []
-        self._in_alert = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        if tag == "input" and values.get("type") == "hidden" and values.get("name"):
-            self.fields[str(values["name"])] = values.get("value") or ""
-        if values.get("role") == "alert":
-            self._in_alert = True
-
-    def handle_endtag(self, tag: str) -> None:
-        self._in_alert = False
-
-    def handle_data(self, data: str) -> None:
-        if self._in_alert and data.strip():
-            self.errors.append(data.strip())
 
 
 class Api:
@@ -163,7 +140,7 @@ class Api:
                     return location
                 response = await browser.get(location)
                 continue
-            form = _LoginForm()
+            form = LoginForm()
             form.feed(response.text)
             if "csrf_token" in form.fields and not (
                 form.errors and response.request.method == "POST"

@@ -34,7 +34,7 @@ class LoginFailed(Exception):
     pass
 
 
-class _LoginForm(HTMLParser):
+class LoginForm(HTMLParser):
     """The hidden fields (CSRF token, next) and the error message of auth's login page."""
 
     def __init__(self) -> None:
@@ -58,8 +58,8 @@ class _LoginForm(HTMLParser):
             self.errors.append(data.strip())
 
 
-def _parse(html: str) -> _LoginForm:
-    form = _LoginForm()
+def _parse(html: str) -> LoginForm:
+    form = LoginForm()
     form.feed(html)
     return form
 
