@@ -95,7 +95,9 @@ async def test_every_series_is_exposed_and_follows_the_events(
                 now, "ates_consumer_lag", service="billing", group="billing", domain="tasks"
             )
             waiting = value(now, "ates_dead_letters_pending", service="billing")
-            return now if (applied, published, lag, waiting) == (1, 2, 0, 1) else None
+            # what billing emitted has left its outbox too (the relay runs on its own)
+            backlog = value(now, "ates_outbox_backlog", service="billing")
+            return now if (applied, published, lag, waiting, backlog) == (1, 2, 0, 1, 0) else None
 
         after_billing = await eventually(settled)
         after_tasks = await scrape(tasks)
