@@ -267,12 +267,23 @@ async def where_events_wait(topology: Production) -> dict[str, Any]:
 async def kafka_task_assigned(url: str) -> dict[str, int]:
     """TaskAssigned records in the tasks topic: all of them, and distinct event ids."""
     from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.structs import TopicPartition
 
-    reader = AIOKafkaConsumer(bootstrap_servers=url.removeprefix("kafka://"))
+    from ates.platform.broker.kafka.adapter import bootstrap_servers
+    from ates.platform.broker.kafka.topology import EVENT_ID, EVENT_NAME, Names
+
+    topic = Names("ates").domain_topic("tasks")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(url))
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    tps = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(url))
     await reader.start()
     try:
-        tps = [TopicPartition("ates.tasks", p) for p in range(6)]
         reader.assign(tps)
         await reader.seek_to_beginning(*tps)
         ends = await reader.end_offsets(tps)
@@ -285,9 +296,9 @@ async def kafka_task_assigned(url: str) -> dict[str, int]:
             for batch in (await reader.getmany(timeout_ms=1000)).values():
                 for record in batch:
                     headers = dict(record.headers or ())
-                    if headers.get("ates-event-name") == b"TaskAssigned":
+                    if headers.get(EVENT_NAME) == b"TaskAssigned":
                         records += 1
-                        ids.add(headers.get("ates-event-id"))
+                        ids.add(headers.get(EVENT_ID))
         return {"records": records, "event ids": len(ids)}
     finally:
         await reader.stop()

@@ -146,10 +146,11 @@ class EventConsumer:
 
     async def __call__(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         """Apply a batch in one transaction; one outcome per delivery, in order."""
-        ours = [d for d in deliveries if not self._not_ours(d)]
-        if len(ours) < len(deliveries):
+        skipped = [self._not_ours(d) for d in deliveries]
+        if any(skipped):
+            ours = [d for d, skip in zip(deliveries, skipped, strict=True) if not skip]
             outcomes = iter(await self(ours) if ours else [])
-            return [Ack() if self._not_ours(d) else next(outcomes) for d in deliveries]
+            return [Ack() if skip else next(outcomes) for skip in skipped]
         items = [self._decode(delivery) for delivery in deliveries]
         domain = deliveries[0].subject.partition(".")[0] if deliveries else ""
         spans = None

@@ -76,7 +76,7 @@ async def local_figures(session: Any) -> tuple[int, float | None, int]:
 async def consumer_groups(runtime: Runtime, session: AsyncSession) -> list[tuple[str, str]]:
     """(group, domain) of each domain the service consumes, on its live generation."""
     spec = runtime.spec
-    domains = sorted(domains_consumed(spec, runtime.registry))
+    domains = domains_consumed(spec, runtime.registry)
     generation = 1
     if domains and spec.read_model_reset is not None:
         generation = (await read_generation(session, spec.name)).live

@@ -361,7 +361,7 @@ async def rebuild(
                 break
     finally:
         await _stop(tasks)
-    await _finish(runtime, broker, generation, list(domains))
+    await _finish(runtime, broker, generation, domains)
     return RebuildReport(
         service=spec.name,
         generation=generation,

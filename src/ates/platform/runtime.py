@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,8 +149,7 @@ def build_runtime(
     )
 
 
-def domains_consumed(spec: ServiceSpec, registry: Registry) -> dict[str, list[str]]:
-    by_domain: dict[str, list[str]] = defaultdict(list)
-    for name in spec.consumes:
-        by_domain[registry.domain_of(name)].append(name)
-    return dict(by_domain)
+def domains_consumed(spec: ServiceSpec, registry: Registry) -> list[str]:
+    """The domains of the events the service handles, sorted (its consumers take every
+    message of each: see ``EventConsumer``)."""
+    return sorted({registry.domain_of(name) for name in spec.consumes})
