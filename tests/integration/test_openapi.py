@@ -23,7 +23,7 @@ from ates.platform.db import Database
 from ates.platform.runtime import build_runtime
 from ates.platform.service import create_app
 from ates.platform.uow import UnitOfWork
-from ates.services.auth.handlers import CreatePerson, create_person
+from ates.services.auth.commands import CreatePerson, create_person
 from ates.services.registry import spec
 from tests.support import TokenFactory, make_settings
 

@@ -15,7 +15,7 @@ import pytest
 from ates.platform.broker import Ack, Delivery, subject_for
 from ates.platform.consumer import EventConsumer
 from ates.platform.events import Event, default_registry
-from ates.services.analytics.handlers import HANDLERS
+from ates.services.analytics.consumers import HANDLERS
 from ates.testing.workload import simulate
 from tests.integration.analytics.test_order import migrated, projections
 

@@ -21,7 +21,7 @@ from ates.platform.db import Database
 from ates.platform.events import Event, default_registry
 from ates.platform.tables import inbox
 from ates.platform.uow import UnitOfWork
-from ates.services.analytics.handlers import HANDLERS, reset_projections
+from ates.services.analytics.consumers import HANDLERS, reset_projections
 from ates.services.analytics.models import PROJECTIONS, TopCompletion
 from ates.testing.workload import make, new_id, rfc3339, simulate
 

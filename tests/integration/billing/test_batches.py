@@ -22,7 +22,7 @@ from ates.platform.consumer import EventConsumer
 from ates.platform.db import Database
 from ates.platform.events import Event, default_registry
 from ates.platform.tables import outbox
-from ates.services.billing.handlers import make_handlers
+from ates.services.billing.consumers import make_handlers
 from ates.services.billing.models import Account, Task, Transaction
 from tests.integration.billing import events as ev
 from tests.integration.billing.conftest import copy_database

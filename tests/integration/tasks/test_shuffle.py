@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from ates.config import Settings
 from ates.platform.runtime import Runtime
-from ates.services.tasks.handlers import CreateTask, complete_task, create_task
+from ates.services.tasks.commands import CreateTask, complete_task, create_task
 from ates.services.tasks.models import Task
 from ates.services.tasks.shuffle import shuffle_batch, shuffle_tasks
 from tests.integration.tasks.helpers import hire, outbox_events
