@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from ates.config import SERVICES
 from ates.platform import migrations, sessions, tables
 from ates.platform.db import Database
-from tests.backends import create_database, database_dsn, drop_database, sqlalchemy_url
+from ates.testing.servers import create_database, database_dsn, drop_database, sqlalchemy_url
 from tests.integration.migration_schema import SNAPSHOT, fingerprint, revisions, schema
 
 pytestmark = pytest.mark.integration

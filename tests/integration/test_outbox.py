@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,7 @@ async def test_relay_wakes_on_commit_and_rows_wait_while_broker_is_down(
             nats_server.requested_port = port
             await asyncio.to_thread(nats_server.start)
             for event in waiting:
-                await eventually(lambda e=event: _has(recorder, str(e.event_id)), timeout=40)
+                await eventually(partial(_has, recorder, str(event.event_id)), timeout=40)
             await eventually(lambda: _none_unsent(db), timeout=40)  # marked once confirmed
     finally:
         relay_task.cancel()

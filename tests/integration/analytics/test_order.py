@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
 
 from ates.platform import migrations
 from ates.platform.consumer import EventConsumer
@@ -42,7 +42,7 @@ async def projections(db: Database) -> dict[str, list[tuple[Any, ...]]]:
     result = {}
     async with db.reader() as session:
         for model in PROJECTIONS:
-            table = model.__table__
+            table = cast(Table, model.__table__)
             rows = await session.execute(select(table).order_by(*table.primary_key.columns))
             result[table.name] = [tuple(row) for row in rows]
     return result

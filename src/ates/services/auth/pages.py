@@ -60,7 +60,12 @@ def signed_out_page(request: Request, provider: Provider, then: str | None) -> R
 
 
 def _login_page(
-    request: Request, next_url: str, *, error: str | None = None, username: str = "", status=200
+    request: Request,
+    next_url: str,
+    *,
+    error: str | None = None,
+    username: str = "",
+    status: int = 200,
 ) -> Response:
     return page(
         request,
