@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     # this many times over the service's starts (0: never)
     dead_letter_retries_at_start: int = Field(default=3, ge=0, le=100)
     # deliveries a consumer applies in one transaction (one commit, one fsync)
-    consumer_batch_size: int = Field(default=100, ge=1, le=1000)
+    consumer_batch_size: int = Field(default=250, ge=1, le=1000)
     retry_backoff_seconds: float = Field(default=0.5, gt=0, le=60)
     outbox_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
