@@ -17,7 +17,7 @@ from ates.platform.consumer import EventConsumer
 from ates.platform.events import Event, default_registry
 from ates.services.analytics.handlers import HANDLERS
 from ates.testing.workload import simulate
-from tests.integration.analytics.test_order import migrated, projections
+from tests.integration.analytics.projections import migrated, projections
 
 pytestmark = pytest.mark.integration
 
