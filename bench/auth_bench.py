@@ -40,7 +40,7 @@ from ates.config import Settings
 from ates.platform.login import authorization_request
 from ates.platform.security import API_AUDIENCE, StaticJwks, TokenVerifier
 from ates.platform.tcp import free_port
-from ates.services.auth.handlers import CreatePerson, create_person
+from ates.services.auth.commands import CreatePerson, create_person
 from ates.services.auth.passwords import hash_password, verify_password
 
 PASSWORD = "benchmark password"

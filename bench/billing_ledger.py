@@ -33,8 +33,8 @@ from ates.platform.consumer import EventConsumer
 from ates.platform.db import Database
 from ates.platform.events import Event, default_registry
 from ates.platform.uow import UnitOfWork
-from ates.services.billing import days, domain, queries, verify
-from ates.services.billing.handlers import make_handlers
+from ates.services.billing import commands, domain, queries, verify
+from ates.services.billing.consumers import make_handlers
 
 
 def workload(tasks: int, workers: int, when: datetime) -> list[Event]:
@@ -120,7 +120,7 @@ async def main(args: argparse.Namespace) -> None:
 
     started = time.perf_counter()
     async with UnitOfWork(db, "billing") as uow:
-        closed = await days.close_day(
+        closed = await commands.close_day(
             uow, domain.business_date(yesterday, UTC), now=datetime.now(UTC)
         )
     print(

@@ -33,7 +33,7 @@ from ates.platform.broker import Ack, Delivery, subject_for
 from ates.platform.consumer import EventConsumer
 from ates.platform.db import Database
 from ates.platform.events import Event, default_registry
-from ates.services.billing.handlers import make_handlers
+from ates.services.billing.consumers import make_handlers
 
 
 def batch_events(

@@ -16,6 +16,7 @@ from joserfc.jwk import KeySet, RSAKey
 
 from ates.config import Settings
 from ates.platform import migrations
+from ates.platform.db import Database
 from ates.platform.runtime import Runtime, build_runtime
 from ates.platform.security import API_AUDIENCE, StaticJwks, TokenVerifier
 from ates.platform.service import create_app, running
@@ -75,7 +76,7 @@ class Harness:
         self.client = client
 
     @property
-    def db(self) -> Any:
+    def db(self) -> Database:
         return self.runtime.db
 
 

@@ -60,7 +60,8 @@ def check_ports(settings: Settings) -> None:
 async def prepare(settings: Settings) -> list[tuple[str, str, str]]:
     """Migrate every database; on first run create the demo people. Returns logins."""
     from ates.clitools import service_runtime
-    from ates.services.auth.handlers import CreatePerson, create_person, list_people
+    from ates.services.auth.commands import CreatePerson, create_person
+    from ates.services.auth.queries import list_people
 
     for service in SERVICES:
         async with service_runtime(service, settings):

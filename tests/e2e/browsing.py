@@ -14,15 +14,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, ViewportSize, expect
 
 from ates.stack import DEMO_PEOPLE
 from tests.e2e.stack import Stack
 
 USERNAME_OF = {full_name: username for username, _, full_name in DEMO_PEOPLE}
 EVENTS_TIMEOUT = 30.0  # seconds for an event to travel to another service
-DESKTOP = {"width": 1200, "height": 800}
-PHONE = {"width": 390, "height": 844}  # an iPhone 12-14's CSS pixels
+DESKTOP = ViewportSize(width=1200, height=800)
+PHONE = ViewportSize(width=390, height=844)  # an iPhone 12-14's CSS pixels
 
 OpenAs = Callable[..., Page]
 
@@ -57,7 +57,7 @@ def open_as(browser: Browser, stack: Stack) -> Iterator[OpenAs]:
     contexts = []
 
     def _open(
-        username: str, service: str, path: str = "/", viewport: dict[str, int] | None = None
+        username: str, service: str, path: str = "/", viewport: ViewportSize | None = None
     ) -> Page:
         context = browser.new_context(viewport=viewport or DESKTOP)
         contexts.append(context)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from tests.e2e.browsing import (
     DESKTOP,
@@ -147,8 +147,8 @@ def test_an_unknown_page_is_a_styled_404(open_as: OpenAs, stack: Stack) -> None:
         expect(page.get_by_role("link", name="My tasks")).to_be_visible()  # the header stays
         expect(page.get_by_test_id("who")).to_contain_text("Polly Popug")
     with httpx.Client() as api:  # an API client still gets JSON
-        answer = api.get(stack.url("tasks") + "/no/such/page")
-    assert answer.json() == {"detail": "Not Found"}
+        missing = api.get(stack.url("tasks") + "/no/such/page")
+    assert missing.json() == {"detail": "Not Found"}
 
 
 # --- every page, at desktop and phone width -------------------------------------------------
@@ -231,7 +231,7 @@ def test_every_page_fits_a_phone_and_is_photographed(
     assert len(list(screenshots.glob("*.phone.png"))) >= len(PAGES)
 
 
-def _signed_in(browser: Browser, stack: Stack, username: str, viewport: dict[str, int]) -> Page:
+def _signed_in(browser: Browser, stack: Stack, username: str, viewport: ViewportSize) -> Page:
     page = browser.new_context(viewport=viewport).new_page()
     page.goto(stack.url("tasks") + "/mine")
     sign_in(page, stack, username)

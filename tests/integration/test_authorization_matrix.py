@@ -37,7 +37,7 @@ from ates.services.auth.models import Person
 from ates.services.auth.passwords import hash_password
 from ates.services.billing import ledger
 from ates.services.registry import spec
-from ates.services.tasks.handlers import CreateTask, create_task
+from ates.services.tasks.commands import CreateTask, create_task
 from tests.support import ISSUER, Harness, TokenFactory, make_settings, service_harness
 
 pytestmark = pytest.mark.integration

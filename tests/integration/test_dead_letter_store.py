@@ -24,7 +24,8 @@ pytestmark = pytest.mark.integration
 
 async def _letter(db: Database, consumer: str, event_name: str | None, event_id: str | None) -> int:
     async with db.sessions() as session, session.begin():
-        result = await session.execute(
+        connection = await session.connection()
+        result = await connection.execute(
             insert(dead_letters).values(
                 consumer=consumer,
                 event_id=event_id,
@@ -37,7 +38,9 @@ async def _letter(db: Database, consumer: str, event_name: str | None, event_id:
                 created_at=datetime.now(UTC),
             )
         )
-    return int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 async def test_dlq_list_without_a_service_lists_every_service(tmp_path: Path) -> None:
@@ -58,7 +61,8 @@ async def test_dlq_list_without_a_service_lists_every_service(tmp_path: Path) ->
     rows = [line for line in listed.stdout.splitlines() if "│" in line and "service" not in line]
     assert len(rows) == 2, listed.stdout
     billing_row = next(row for row in rows if "billing" in row)
-    assert seeded["billing"][1] in billing_row and "TaskCreated" in billing_row
+    billing_id = seeded["billing"][1]
+    assert billing_id is not None and billing_id in billing_row and "TaskCreated" in billing_row
     assert any("analytics" in row and "?" in row for row in rows)
     for quiet in ("auth", "tasks", "notifications"):
         assert not any(quiet in row for row in rows)

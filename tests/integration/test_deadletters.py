@@ -35,7 +35,8 @@ async def _letter(db: Database, consumer: str) -> tuple[int, Event]:
         data={"public_id": str(uuid.uuid4())},
     )
     async with db.sessions() as session, session.begin():
-        result = await session.execute(
+        connection = await session.connection()
+        result = await connection.execute(
             insert(dead_letters).values(
                 consumer=consumer,
                 event_id=str(event.event_id),
@@ -47,7 +48,9 @@ async def _letter(db: Database, consumer: str) -> tuple[int, Event]:
                 created_at=datetime.now(UTC),
             )
         )
-        letter_id = int(result.inserted_primary_key[0])
+        key = result.inserted_primary_key
+        assert key is not None
+        letter_id = int(key[0])
     return letter_id, event
 
 

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from ates.config import Settings
-from ates.services.auth.handlers import CreatePerson, create_person
+from ates.services.auth.commands import CreatePerson, create_person
 from tests.integration.tasks.helpers import hire
 from tests.support import Harness, TokenFactory, make_settings, page_cookie, service_harness
 

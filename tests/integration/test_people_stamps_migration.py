@@ -17,7 +17,7 @@ from ates.platform import migrations
 from ates.platform.db import Database
 from ates.platform.events.ordering import is_newer, stamp
 from ates.platform.sqltypes import UtcDateTime
-from tests.backends import create_database, database_dsn, drop_database, sqlalchemy_url
+from ates.testing.servers import create_database, database_dsn, drop_database, sqlalchemy_url
 
 pytestmark = pytest.mark.integration
 

@@ -67,6 +67,7 @@ class Connection:
     (SQLAlchemy awaits the commit before the next statement)."""
 
     __slots__ = ("_raw",)
+    _raw: sqlite3.Connection
 
     def __init__(self, raw: sqlite3.Connection) -> None:
         object.__setattr__(self, "_raw", raw)

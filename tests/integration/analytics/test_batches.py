@@ -5,6 +5,7 @@ and however often the events arrive."""
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ import pytest
 from ates.platform.broker import Ack, Delivery, subject_for
 from ates.platform.consumer import EventConsumer
 from ates.platform.events import Event, default_registry
-from ates.services.analytics.handlers import HANDLERS
+from ates.platform.tracing import ConsumedBatch
+from ates.platform.uow import UnitOfWork
+from ates.services.analytics.consumers import HANDLERS
 from ates.testing.workload import simulate
 from tests.integration.analytics.projections import migrated, projections
 
@@ -27,10 +30,12 @@ class Together(EventConsumer):
 
     fell_back = 0
 
-    async def _apply_one_by_one(self, uow: Any, items: Any) -> None:
+    async def _apply_one_by_one(
+        self, uow: UnitOfWork, items: Sequence[Any], spans: ConsumedBatch | None
+    ) -> None:
         if len(items) > 1:
             self.fell_back += len(items)
-        await super()._apply_one_by_one(uow, items)
+        await super()._apply_one_by_one(uow, items, spans)
 
 
 def delivery(event: Event) -> Delivery:

@@ -242,7 +242,8 @@ async def test_an_event_an_old_consumer_applies_after_the_reset_is_skipped(
 
 def earned(movement: Event) -> int:
     data = movement.data
-    return {"assign_fee": data["debit_cents"], "reward": -data["credit_cents"]}.get(data["kind"], 0)
+    amounts: dict[str, int] = {"assign_fee": data["debit_cents"], "reward": -data["credit_cents"]}
+    return amounts.get(data["kind"], 0)
 
 
 async def total_earnings(db: Database) -> int:

@@ -27,7 +27,7 @@ from ates.platform.login import AuthorizationRequest, authorization_request
 from ates.platform.runtime import Runtime, build_runtime
 from ates.platform.service import create_app
 from ates.platform.tcp import free_port
-from ates.services.auth.handlers import CreatePerson, create_person
+from ates.services.auth.commands import CreatePerson, create_person
 from ates.services.auth.models import Person
 from ates.services.registry import spec
 from tests.support import eventually, make_settings

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from ates.config import Settings
-from ates.services.auth.handlers import CreatePerson, create_person
+from ates.services.auth.commands import CreatePerson, create_person
 from ates.services.billing.models import Account
 from ates.services.tasks.models import Person as TaskPerson
 from tests.support import TokenFactory, eventually, service_harness

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from ates.platform.login import authorization_request
 from ates.platform.security import RemoteJwks, TokenVerifier
 from ates.platform.sessions import page_sessions
-from ates.services.auth.handlers import ChangePerson, change_person
+from ates.services.auth.commands import ChangePerson, change_person
 from tests.integration.auth.conftest import (
     CLI_REDIRECT,
     PASSWORD,

@@ -14,8 +14,8 @@ from ates.platform.db import Database
 from ates.platform.events import Event, default_registry
 from ates.platform.tables import dead_letters
 from ates.platform.uow import UnitOfWork
-from ates.services.billing import days, ledger, queries, verify
-from ates.services.billing.handlers import make_handlers
+from ates.services.billing import commands, ledger, queries, verify
+from ates.services.billing.consumers import make_handlers
 from ates.services.billing.models import Account, Transaction
 
 
@@ -44,9 +44,9 @@ class Books:
     def new_uow(self) -> UnitOfWork:
         return UnitOfWork(self.db, "billing")
 
-    async def close(self, day: date, now: datetime) -> days.DayClose:
+    async def close(self, day: date, now: datetime) -> commands.DayClose:
         async with UnitOfWork(self.db, "billing") as uow:
-            return await days.close_day(uow, day, now=now)
+            return await commands.close_day(uow, day, now=now)
 
     async def set_timezone(self, zone: str) -> None:
         async with UnitOfWork(self.db, "billing") as uow:

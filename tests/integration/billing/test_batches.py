@@ -10,6 +10,7 @@ included. Prices are drawn from one seeded generator in event order on both side
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ from ates.platform.consumer import EventConsumer
 from ates.platform.db import Database
 from ates.platform.events import Event, default_registry
 from ates.platform.tables import outbox
-from ates.services.billing.handlers import make_handlers
+from ates.platform.tracing import ConsumedBatch
+from ates.platform.uow import UnitOfWork
+from ates.services.billing.consumers import make_handlers
 from ates.services.billing.models import Account, Task, Transaction
 from tests.integration.billing import events as ev
 from tests.integration.billing.conftest import copy_database
@@ -35,10 +38,12 @@ class Together(EventConsumer):
 
     fell_back = 0
 
-    async def _apply_one_by_one(self, uow: Any, items: Any) -> None:
+    async def _apply_one_by_one(
+        self, uow: UnitOfWork, items: Sequence[Any], spans: ConsumedBatch | None
+    ) -> None:
         if len(items) > 1:
             self.fell_back += len(items)
-        await super()._apply_one_by_one(uow, items)
+        await super()._apply_one_by_one(uow, items, spans)
 
 
 def workload(seed: int) -> list[Event]:

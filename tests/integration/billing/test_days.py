@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from ates.platform.db import Database
 from ates.platform.tables import outbox
-from ates.services.billing import days
+from ates.services.billing import scheduler
 from ates.services.billing.domain import DayRuleError
 from ates.services.billing.models import ClosedDay
 from tests.integration.billing import events as ev
@@ -162,12 +162,12 @@ async def test_two_closes_at_once_pay_once(books: Books) -> None:
 
 async def test_the_scheduler_closes_yesterday_once(books: Books) -> None:
     _, _, earned, _ = await _earner_and_debtor(books, MONDAY)
-    result = await days.close_past_days(
+    result = await scheduler.close_past_days(
         books.db, books.new_uow, at(TUESDAY, 0) + timedelta(seconds=5)
     )
     assert result is not None and result.business_date == MONDAY
     assert [p.amount_cents for p in result.payouts] == [earned]
-    assert await days.close_past_days(books.db, books.new_uow, at(TUESDAY, 8)) is None
+    assert await scheduler.close_past_days(books.db, books.new_uow, at(TUESDAY, 8)) is None
     async with books.db.reader() as session:
         closed = await session.scalars(sa.select(ClosedDay.business_date))
         assert list(closed.all()) == [MONDAY]
@@ -176,5 +176,5 @@ async def test_the_scheduler_closes_yesterday_once(books: Books) -> None:
 async def test_the_scheduler_uses_the_business_time_zone(books: Books) -> None:
     await books.set_timezone("America/New_York")  # UTC-5 in March before the 8th
     # 03:00 UTC on Tuesday is still Monday evening in New York: Sunday ended
-    result = await days.close_past_days(books.db, books.new_uow, at(TUESDAY, 3))
+    result = await scheduler.close_past_days(books.db, books.new_uow, at(TUESDAY, 3))
     assert result is not None and result.business_date == MONDAY - timedelta(days=1)

@@ -19,11 +19,12 @@ import shutil
 import tempfile
 import uuid
 from collections import defaultdict
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -44,6 +45,7 @@ pytestmark = pytest.mark.integration
 ZONE = ZoneInfo("America/New_York")  # clocks jump forward on 2026-03-08
 START = datetime(2026, 3, 6, 14, 0, tzinfo=UTC)
 WORKERS = [str(uuid.UUID(int=n)) for n in (1, 2, 3)]
+T = TypeVar("T")
 
 
 @cache
@@ -91,7 +93,7 @@ class BillingMachine(RuleBasedStateMachine):
         self.prices: dict[str, tuple[int, int]] = {}
         self.closed_through: date | None = None
 
-    def run(self, coroutine: Any) -> Any:
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.loop.run(coroutine)
 
     def teardown(self) -> None:

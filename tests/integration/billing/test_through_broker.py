@@ -158,7 +158,7 @@ async def test_money_moves_and_days_close_through_the_broker(
                 0,
                 owed,
             )
-            kinds = [d["kind"] for d in watcher.named("TransactionApplied")]
+            kinds = [str(d["kind"]) for d in watcher.named("TransactionApplied")]
             assert sorted(kinds) == ["assign_fee", "assign_fee", "assign_fee", "payout", "reward"]
             assert len(watcher.named("TaskPriced")) == 3  # the marker's too
         finally:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from ates.clitools import service_runtime
 from ates.services.tasks.cli import register
-from ates.services.tasks.handlers import CreateTask, create_task
+from ates.services.tasks.commands import CreateTask, create_task
 from tests.integration.tasks.helpers import hire, outbox_events
 from tests.support import make_settings
 

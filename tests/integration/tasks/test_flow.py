@@ -9,6 +9,7 @@ import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import pytest
@@ -104,8 +105,8 @@ async def test_create_shuffle_complete_through_the_broker(
     ):
         for person in (polly, kesha):
             await _announce(broker, person)
-            await eventually(lambda p=person: _known(tasks, TaskPerson, p["public_id"]))
-            await eventually(lambda p=person: _known(notifications, NoticePerson, p["public_id"]))
+            await eventually(partial(_known, tasks, TaskPerson, person["public_id"]))
+            await eventually(partial(_known, notifications, NoticePerson, person["public_id"]))
 
         # create -> TaskCreated v2 + TaskAssigned, and three lines on notifications' stdout
         response = await tasks.client.post(

@@ -47,10 +47,10 @@ async def test_a_worker_creates_a_task_and_completes_their_own(tasks: Harness) -
     polly = await hire(tasks.runtime, name="Polly Parrot")
     await sign_in(tasks, "worker", polly)
 
-    page = await tasks.client.get("/")  # a worker lands on their own tasks
-    assert page.status_code == 200
-    assert "<h1>My tasks</h1>" in page.text and 'action="/tasks"' in page.text
-    assert "Nothing open for you." in page.text
+    landing = await tasks.client.get("/")  # a worker lands on their own tasks
+    assert landing.status_code == 200
+    assert "<h1>My tasks</h1>" in landing.text and 'action="/tasks"' in landing.text
+    assert "Nothing open for you." in landing.text
 
     page = await submit(
         tasks,
@@ -133,10 +133,10 @@ async def test_all_tasks_and_shuffle_are_for_admins_and_managers(tasks: Harness)
     assert landing.status_code == 303 and landing.headers["location"] == "/all"
     for i in range(4):
         await submit(tasks, "/tasks", {"title": f"Task {i}"})
-    page = await tasks.client.get("/all")
-    assert page.status_code == 200
-    assert 'href="http://127.0.0.1:8001/all"' in page.text  # in the top navigation
-    assert all(f"Task {i}" in page.text for i in range(4))
+    listing = await tasks.client.get("/all")
+    assert listing.status_code == 200
+    assert 'href="http://127.0.0.1:8001/all"' in listing.text  # in the top navigation
+    assert all(f"Task {i}" in listing.text for i in range(4))
 
     # the button asks first, saying what will happen
     question = await tasks.client.get("/shuffle")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from ates.platform.runtime import ServiceSpec
 from ates.services.analytics import api, pages, queries
-from ates.services.analytics.handlers import HANDLERS, reset_projections
+from ates.services.analytics.consumers import HANDLERS, reset_projections
 
 SPEC = ServiceSpec(
     name="analytics",

@@ -19,7 +19,7 @@ from ates.platform.api_errors import errors
 from ates.platform.dependencies import CurrentUser, RuntimeDep
 from ates.platform.params import is_uuid
 from ates.platform.text import WHITESPACE
-from ates.services.auth import handlers
+from ates.services.auth import commands, queries
 from ates.services.auth.domain import (
     EMAIL_PART,
     ROLES,
@@ -145,7 +145,7 @@ def _unprocessable(error: PersonRuleError) -> HTTPException:
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, responses=errors(403, 409, 413))
 async def create_user(body: NewPerson, runtime: RuntimeDep, admin: Admin) -> PersonOut:
-    command = handlers.CreatePerson(
+    command = commands.CreatePerson(
         username=body.username,
         role=body.role,
         password=body.password,
@@ -154,10 +154,10 @@ async def create_user(body: NewPerson, runtime: RuntimeDep, admin: Admin) -> Per
     )
     try:
         async with runtime.uow() as uow:
-            person = await handlers.create_person(uow, command)
+            person = await commands.create_person(uow, command)
     except PersonRuleError as error:
         raise _unprocessable(error) from error
-    except handlers.PersonExists as error:
+    except commands.PersonExists as error:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"username: {error}") from error
     return PersonOut.of(person)
 
@@ -165,7 +165,7 @@ async def create_user(body: NewPerson, runtime: RuntimeDep, admin: Admin) -> Per
 @router.get("/users", responses=errors(403))
 async def list_users(runtime: RuntimeDep, admin: Admin) -> list[PersonOut]:
     async with runtime.uow() as uow:
-        people = await handlers.list_people(uow)
+        people = await queries.list_people(uow)
     return [PersonOut.of(p) for p in people]
 
 
@@ -173,8 +173,8 @@ async def list_users(runtime: RuntimeDep, admin: Admin) -> list[PersonOut]:
 async def get_user(public_id: str, runtime: RuntimeDep, admin: Admin) -> PersonOut:
     try:
         async with runtime.uow() as uow:
-            person = await handlers.get_person(uow, _known(public_id))
-    except handlers.PersonNotFound as error:
+            person = await queries.get_person(uow, _known(public_id))
+    except queries.PersonNotFound as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no person {public_id}") from error
     return PersonOut.of(person)
 
@@ -183,7 +183,7 @@ async def get_user(public_id: str, runtime: RuntimeDep, admin: Admin) -> PersonO
 async def change_user(
     public_id: str, body: PersonPatch, runtime: RuntimeDep, admin: Admin
 ) -> PersonOut:
-    command = handlers.ChangePerson(
+    command = commands.ChangePerson(
         public_id=_known(public_id),
         role=body.role,
         full_name=body.full_name,
@@ -193,8 +193,8 @@ async def change_user(
     )
     try:
         async with runtime.uow() as uow:
-            person = await handlers.change_person(uow, command)
-    except handlers.PersonNotFound as error:
+            person = await commands.change_person(uow, command)
+    except queries.PersonNotFound as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no person {public_id}") from error
     except PersonRuleError as error:
         raise _unprocessable(error) from error

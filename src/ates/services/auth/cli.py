@@ -50,37 +50,37 @@ def create(
     data_dir: DataDirOption = None,
 ) -> None:
     """Create a person (announced as AccountCreated)."""
-    from ates.services.auth import handlers
+    from ates.services.auth import commands
     from ates.services.auth.domain import PersonRuleError
 
     settings = load_settings(data_dir)
-    command = handlers.CreatePerson(
+    command = commands.CreatePerson(
         username=username, role=role, password=password, email=email, full_name=full_name
     )
 
     async def _create(runtime: Runtime) -> None:
         async with runtime.uow() as uow:
-            person = await handlers.create_person(uow, command)
+            person = await commands.create_person(uow, command)
         console.print(f"created {person.username} ({person.role}) {person.public_id}")
 
     try:
         with_runtime("auth", settings, _create)
     except PersonRuleError as error:
         fail(str(error))
-    except handlers.PersonExists as error:
+    except commands.PersonExists as error:
         fail(str(error), code=1)
 
 
 @users_app.command("list")
 def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """List everyone, by username, with whole ids and emails whatever the terminal's width."""
-    from ates.services.auth import handlers
+    from ates.services.auth import queries
 
     settings = load_settings(data_dir)
 
     async def _list(runtime: Runtime) -> list[dict[str, Any]]:
         async with runtime.uow() as uow:  # read inside: the objects expire with it
-            return [p.as_json() for p in await handlers.list_people(uow)]
+            return [p.as_json() for p in await queries.list_people(uow)]
 
     people = with_runtime("auth", settings, _list)
     if as_json:
@@ -97,20 +97,20 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
 
 
 def _change(username: str, data_dir: DataDirOption, **change: object) -> None:
-    from ates.services.auth import handlers
+    from ates.services.auth import commands, queries
     from ates.services.auth.domain import PersonConflict, PersonRuleError
 
     settings = load_settings(data_dir)
 
     async def _apply(runtime: Runtime) -> None:
         async with runtime.uow() as uow:
-            person = await handlers.find_person(uow, username)
+            person = await queries.find_person(uow, username)
         if person is None:
             fail(f"no person with username {username!r}", code=1)
         async with runtime.uow() as uow:
-            person = await handlers.change_person(
+            person = await commands.change_person(
                 uow,
-                handlers.ChangePerson(public_id=person.public_id, **change),  # type: ignore[arg-type]
+                commands.ChangePerson(public_id=person.public_id, **change),  # type: ignore[arg-type]
             )
         state = "active" if person.active else "deactivated"
         console.print(f"{person.username}: {person.role}, {state}")
@@ -150,18 +150,18 @@ def activate(username: str, data_dir: DataDirOption = None) -> None:
 def reset_password(username: str, data_dir: DataDirOption = None) -> None:
     """Give a person a one-time password, printed here for you to tell them; they choose
     their own at their next sign-in (announced as AccountPasswordReset)."""
-    from ates.services.auth import handlers
+    from ates.services.auth import commands, queries
 
     settings = load_settings(data_dir)
 
     async def _reset(runtime: Runtime) -> str:
         async with runtime.uow() as uow:
-            person = await handlers.find_person(uow, username)
+            person = await queries.find_person(uow, username)
         if person is None:
             fail(f"no person with username {username!r}", code=1)
         async with runtime.uow() as uow:
-            _, one_time = await handlers.reset_password(
-                uow, handlers.ResetPassword(public_id=person.public_id)
+            _, one_time = await commands.reset_password(
+                uow, commands.ResetPassword(public_id=person.public_id)
             )
         return one_time
 

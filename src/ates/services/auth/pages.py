@@ -13,9 +13,9 @@ from ates.platform.login import safe_next
 from ates.platform.params import is_uuid
 from ates.platform.runtime import Runtime
 from ates.platform.web import error_page, flash, render
-from ates.services.auth import handlers
+from ates.services.auth import commands, queries
+from ates.services.auth.commands import SignInRefused
 from ates.services.auth.domain import ROLES, PersonConflict, PersonRuleError
-from ates.services.auth.handlers import SignInRefused
 from ates.services.auth.models import Person
 from ates.services.auth.oauth.provider import Provider, ProviderDep
 from ates.services.auth.session import (
@@ -60,7 +60,12 @@ def signed_out_page(request: Request, provider: Provider, then: str | None) -> R
 
 
 def _login_page(
-    request: Request, next_url: str, *, error: str | None = None, username: str = "", status=200
+    request: Request,
+    next_url: str,
+    *,
+    error: str | None = None,
+    username: str = "",
+    status: int = 200,
 ) -> Response:
     return page(
         request,
@@ -107,7 +112,7 @@ async def login(
             status=422,
         )
     try:
-        person = await handlers.sign_in(runtime.db, username, password)
+        person = await commands.sign_in(runtime.db, username, password)
     except SignInRefused as refused:
         status = 429 if refused.locked else 401
         return _login_page(request, next_url, error=str(refused), username=username, status=status)
@@ -154,10 +159,10 @@ async def choose_password(
         return _choose_page(request, "New password and Again differ: type the same twice.", 422)
     try:
         async with runtime.uow() as uow:
-            person = await handlers.choose_password(uow, choosing["public_id"], password)
+            person = await commands.choose_password(uow, choosing["public_id"], password)
     except PersonRuleError as rule:
         return _choose_page(request, f"New password: {rule.message}.", 422)
-    except handlers.PersonNotFound:
+    except queries.PersonNotFound:
         request.session.pop(CHOOSING_KEY, None)
         return RedirectResponse("/login", status_code=303)
     await start_session(request, runtime, person)  # a new session: the marker goes with the old
@@ -176,7 +181,7 @@ async def home(request: Request, person: SignedIn, runtime: RuntimeDep) -> Respo
     people: list[Person] = []
     if person.role == "admin":
         async with runtime.uow() as uow:
-            people = await handlers.list_people(uow)
+            people = await queries.list_people(uow)
     return page(
         request,
         "home.html",
@@ -206,7 +211,7 @@ async def create_person(
     if not csrf_ok(request, csrf):
         error = FORM_EXPIRED
     else:
-        command = handlers.CreatePerson(
+        command = commands.CreatePerson(
             username=username.strip(),
             role=role,
             password=password,
@@ -215,16 +220,16 @@ async def create_person(
         )
         try:
             async with runtime.uow() as uow:
-                created = await handlers.create_person(uow, command)
+                created = await commands.create_person(uow, command)
         except PersonRuleError as rule:
             error = str(rule)
-        except handlers.PersonExists as exists:
+        except commands.PersonExists as exists:
             error = str(exists)
         else:
             flash(request, f"{created.full_name} ({created.username}) can now sign in.", "success")
             return RedirectResponse("/", status_code=303)
     async with runtime.uow() as uow:
-        people = await handlers.list_people(uow)
+        people = await queries.list_people(uow)
     return page(
         request,
         "home.html",
@@ -245,10 +250,10 @@ async def person_page(
 ) -> Response:
     try:
         if not is_uuid(public_id):  # nobody has such an id (and PostgreSQL may refuse it)
-            raise handlers.PersonNotFound(public_id)
+            raise queries.PersonNotFound(public_id)
         async with runtime.uow() as uow:
-            person = await handlers.get_person(uow, public_id)
-    except handlers.PersonNotFound:
+            person = await queries.get_person(uow, public_id)
+    except queries.PersonNotFound:
         return error_page(request, 404, "There is no such person.")
     return page(
         request,
@@ -279,8 +284,8 @@ async def change_person(
     if active == "no" and confirmed != "yes" and is_uuid(public_id):
         async with runtime.uow() as uow:
             try:
-                before = await handlers.get_person(uow, public_id)
-            except handlers.PersonNotFound:
+                before = await queries.get_person(uow, public_id)
+            except queries.PersonNotFound:
                 before = None
         if before is not None and before.active:
             # deactivating is the one edit that locks someone out: ask first
@@ -292,7 +297,7 @@ async def change_person(
                 form={"full_name": full_name, "email": email, "role": role, "active": active},
                 csrf_token=csrf_token(request),
             )
-    command = handlers.ChangePerson(
+    command = commands.ChangePerson(
         public_id=public_id,
         role=role or None,
         full_name=full_name or None,
@@ -302,10 +307,10 @@ async def change_person(
     )
     try:
         if not is_uuid(public_id):
-            raise handlers.PersonNotFound(public_id)
+            raise queries.PersonNotFound(public_id)
         async with runtime.uow() as uow:
-            person = await handlers.change_person(uow, command)
-    except handlers.PersonNotFound:
+            person = await commands.change_person(uow, command)
+    except queries.PersonNotFound:
         flash(request, "There is no such person.", "error")
         return RedirectResponse("/", status_code=303)
     except (PersonRuleError, PersonConflict) as refused:
@@ -345,9 +350,9 @@ async def reset_password(
         return RedirectResponse(f"/people/{public_id}/password", status_code=303)
     if await _person_or_none(runtime, public_id) is None:
         return error_page(request, 404, "There is no such person.")
-    command = handlers.ResetPassword(public_id=public_id, actor_public_id=admin.public_id)
+    command = commands.ResetPassword(public_id=public_id, actor_public_id=admin.public_id)
     async with runtime.uow() as uow:
-        person, one_time = await handlers.reset_password(uow, command)
+        person, one_time = await commands.reset_password(uow, command)
     # shown once, on this answer only: never in a flash (the session cookie) or a log
     response = page(
         request, "reset_done.html", user=principal(admin), person=person, one_time=one_time
@@ -361,6 +366,6 @@ async def _person_or_none(runtime: Runtime, public_id: str) -> Person | None:
         return None
     async with runtime.uow() as uow:
         try:
-            return await handlers.get_person(uow, public_id)
-        except handlers.PersonNotFound:
+            return await queries.get_person(uow, public_id)
+        except queries.PersonNotFound:
             return None

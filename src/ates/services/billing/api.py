@@ -20,7 +20,7 @@ from ates.platform.dependencies import CurrentUser, RuntimeDep, require_roles
 from ates.platform.params import Day
 from ates.platform.runtime import Runtime
 from ates.platform.security import Principal
-from ates.services.billing import days, domain, queries
+from ates.services.billing import commands, domain, queries
 from ates.services.billing.models import Account
 
 router = APIRouter(prefix="/api", tags=["billing"], responses=errors(401))
@@ -234,7 +234,7 @@ async def close_day(
 ) -> DayCloseOut:
     try:
         async with runtime.uow() as uow:
-            result = await days.close_day(uow, day, now=datetime.now(UTC))
+            result = await commands.close_day(uow, day, now=datetime.now(UTC))
     except domain.DayRuleError as error:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"date: {error}"
@@ -242,7 +242,7 @@ async def close_day(
     return close_out(result)
 
 
-def close_out(result: days.DayClose) -> DayCloseOut:
+def close_out(result: commands.DayClose) -> DayCloseOut:
     return DayCloseOut(
         business_date=result.business_date,
         closed_at=result.closed_at,

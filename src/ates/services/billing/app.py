@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ates.platform.runtime import Runtime, ServiceSpec
-from ates.services.billing import api, days, ledger, pages, queries
-from ates.services.billing.handlers import HANDLERS
+from ates.services.billing import api, ledger, pages, queries, scheduler
+from ates.services.billing.consumers import HANDLERS
 
 
 async def record_timezone(runtime: Runtime) -> None:
@@ -23,7 +23,7 @@ SPEC = ServiceSpec(
     produces=("billing",),
     consumes=HANDLERS,
     routers=(api.router, pages.router),
-    background=(days.run_day_closer,),
+    background=(scheduler.run_day_closer,),
     templates=Path(__file__).parent / "templates",
     on_startup=(record_timezone,),
     standing=queries.standing,

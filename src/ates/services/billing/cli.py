@@ -16,7 +16,7 @@ from ates.platform.money import format_cents
 
 if TYPE_CHECKING:
     from ates.platform.runtime import Runtime
-    from ates.services.billing import days
+    from ates.services.billing import commands
 
 billing_app = typer.Typer(
     rich_markup_mode=None, no_args_is_help=True, help="Accounting: close days, check the books."
@@ -30,7 +30,7 @@ def close_day(
 ) -> None:
     """Close a business day: pay out positive balances and carry debts over. Closing a
     day again pays nothing twice."""
-    from ates.services.billing import days, domain, ledger
+    from ates.services.billing import commands, domain, ledger
 
     try:
         target = date.fromisoformat(day)
@@ -38,10 +38,10 @@ def close_day(
         fail(f"date: {day!r} is not a date (YYYY-MM-DD)")
     settings = load_settings(data_dir)
 
-    async def _close(runtime: Runtime) -> days.DayClose:
+    async def _close(runtime: Runtime) -> commands.DayClose:
         async with runtime.uow() as uow:
             await ledger.set_timezone(uow.session, settings.timezone)
-            return await days.close_day(uow, target, now=datetime.now(UTC))
+            return await commands.close_day(uow, target, now=datetime.now(UTC))
 
     try:
         result = with_runtime("billing", settings, _close)

@@ -1,7 +1,8 @@
 """The rules of billing, pure: prices, postings, business days, payouts, descriptions.
 
 Nothing here touches a database, the broker, the web or the settings; the adapters
-(``ledger``, ``handlers``, ``days``) call these functions and store what they return.
+(``ledger``, ``booking``, ``consumers``, ``commands``) call these functions and store what
+they return.
 
 Sign convention: every leg's ``amount_cents`` is seen from the account holder's side, so a
 person's balance is the plain sum of their legs. A fee is ``-fee`` for the person and

@@ -21,7 +21,7 @@ from ates.platform.pages import PageUser, page_roles
 from ates.platform.params import is_uuid, parse_day
 from ates.platform.security import Principal
 from ates.platform.web import error_page, flash, render
-from ates.services.billing import days, domain, ledger, queries
+from ates.services.billing import commands, domain, ledger, queries
 from ates.services.billing.models import Account
 
 router = APIRouter(include_in_schema=False)
@@ -259,7 +259,7 @@ async def close_day(
         return back
     try:
         async with runtime.uow() as uow:
-            result = await days.close_day(uow, target, now=datetime.now(UTC))
+            result = await commands.close_day(uow, target, now=datetime.now(UTC))
     except domain.DayRuleError:
         flash(
             request,

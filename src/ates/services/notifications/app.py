@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ates.platform.runtime import ServiceSpec
 from ates.services.notifications import pages
-from ates.services.notifications.handlers import HANDLERS
+from ates.services.notifications.consumers import HANDLERS
 from ates.services.notifications.sender import run_sender
 
 SPEC = ServiceSpec(

@@ -92,7 +92,8 @@ class Claimed:
 
 def retry_delay(attempt: int) -> timedelta:
     """How long a notice whose ``attempt``-th sending failed waits: doubling, capped."""
-    return min(RETRY_FIRST * 2 ** max(attempt - 1, 0), RETRY_MAX)
+    doubling: int = 2 ** max(attempt - 1, 0)
+    return min(RETRY_FIRST * doubling, RETRY_MAX)
 
 
 def new_owner() -> str:

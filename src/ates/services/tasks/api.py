@@ -20,14 +20,14 @@ from ates.platform.params import UUID_PATTERN, is_uuid
 from ates.platform.security import Principal
 from ates.platform.text import WHITESPACE
 from ates.services.tasks import domain, queries
-from ates.services.tasks.domain import AlreadyDone, NoActiveWorker, NotTheAssignee
-from ates.services.tasks.handlers import (
+from ates.services.tasks.commands import (
     CreateTask,
     InvalidTask,
     TaskNotFound,
     complete_task,
     create_task,
 )
+from ates.services.tasks.domain import AlreadyDone, NoActiveWorker, NotTheAssignee
 from ates.services.tasks.models import Task
 from ates.services.tasks.shuffle import shuffle_tasks
 

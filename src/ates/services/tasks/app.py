@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ates.platform.runtime import ServiceSpec
 from ates.services.tasks import api, pages, queries
-from ates.services.tasks.handlers import HANDLERS
+from ates.services.tasks.consumers import HANDLERS
 
 SPEC = ServiceSpec(
     name="tasks",

@@ -1,6 +1,6 @@
 """The task tracker's rules (DESIGN.md §1 T3-T6), pure: no I/O, no framework.
 
-The use cases in ``handlers`` ask these functions what is allowed and what a change
+The use cases in ``commands`` ask these functions what is allowed and what a change
 looks like; they never decide it themselves.
 """
 

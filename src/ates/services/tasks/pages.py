@@ -17,17 +17,17 @@ from ates.platform.params import is_uuid
 from ates.platform.runtime import Runtime
 from ates.platform.security import Principal
 from ates.platform.web import error_page, flash, render
-from ates.services.tasks import people, queries
+from ates.services.tasks import queries
 from ates.services.tasks.api import MANAGING
-from ates.services.tasks.domain import OPEN, TaskRuleBroken
-from ates.services.tasks.finding import Finding, parse_finding
-from ates.services.tasks.handlers import (
+from ates.services.tasks.commands import (
     CreateTask,
     InvalidTask,
     TaskNotFound,
     complete_task,
     create_task,
 )
+from ates.services.tasks.domain import OPEN, TaskRuleBroken
+from ates.services.tasks.finding import Finding, parse_finding
 from ates.services.tasks.models import Task
 from ates.services.tasks.shuffle import shuffle_tasks
 
@@ -214,7 +214,7 @@ async def confirm_shuffle(
     async with runtime.db.reader() as session:
         open_tasks = await queries.count_tasks(session, queries.Filters(status=OPEN))
     async with runtime.uow() as uow:
-        workers = len(await people.active_workers(uow))
+        workers = len(await queries.active_workers(uow))
     return render(request, "shuffle.html", user=user, open_tasks=open_tasks, workers=workers)
 
 

@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ates.platform.events.ordering import stamp_time
 from ates.platform.standing import Standing
+from ates.platform.uow import UnitOfWork
+from ates.services.tasks.domain import WORKER
 from ates.services.tasks.models import AssignmentRecord, Person, Task
 
 DEFAULT_PAGE = 50
@@ -211,3 +213,27 @@ async def standing(session: AsyncSession, public_id: str) -> Standing | None:
     return Standing(
         person.role, stamp_time(person.role_stamp), person.active, stamp_time(person.active_stamp)
     )
+
+
+async def active_workers(uow: UnitOfWork) -> list[str]:
+    """Public ids of everyone who may get a task now (bounded by the staff, not tasks)."""
+    query = (
+        select(Person.public_id)
+        .where(Person.role == WORKER, Person.active.is_(True))
+        .order_by(Person.id)
+    )
+    return list((await uow.session.scalars(query)).all())
+
+
+_RANDOM_ACTIVE_WORKER = (
+    select(Person.public_id)
+    .where(Person.role == WORKER, Person.active.is_(True))
+    .order_by(func.random())
+    .limit(1)
+)
+
+
+async def random_active_worker(uow: UnitOfWork) -> str | None:
+    """One active worker drawn uniformly at random by the database, or None."""
+    connection = await uow.session.connection()
+    return (await connection.execute(_RANDOM_ACTIVE_WORKER)).scalar()

@@ -28,9 +28,9 @@ from typing import cast
 from sqlalchemy import Table, bindparam, func, insert, select, update
 
 from ates.platform.uow import UnitOfWork
-from ates.services.tasks import people
+from ates.services.tasks import queries
+from ates.services.tasks.commands import history_row
 from ates.services.tasks.domain import OPEN, Assignment, NoActiveWorker, draw_assignees
-from ates.services.tasks.handlers import history_row
 from ates.services.tasks.models import AssignmentRecord, Task
 
 BATCH_SIZE = 2_000
@@ -67,7 +67,7 @@ async def shuffle_tasks(
     (nothing changed) when there is nobody to give tasks to."""
     shuffle_id = str(uuid.uuid4())
     async with new_uow() as uow:
-        if await people.random_active_worker(uow) is None:
+        if await queries.random_active_worker(uow) is None:
             raise NoActiveWorker("there is no active worker to give tasks to")
         upto = await uow.session.scalar(select(func.max(Task.id)))
     total, after = 0, 0
@@ -103,7 +103,7 @@ async def shuffle_batch(
     rows = (await uow.session.execute(query)).all()
     if not rows:
         return Batch(0, None)
-    workers = await people.active_workers(uow)
+    workers = await queries.active_workers(uow)
     if not workers:
         # everybody left mid-shuffle: what was reassigned stays, the rest keep theirs
         return Batch(0, None)

@@ -294,7 +294,7 @@ def broker_ready(host: str, port: int, timeout: float = 1.0) -> bool:
     if not answer:
         return False
     correlation, _throttle, brokers = struct.unpack(">iii", answer)
-    return correlation == 1 and brokers > 0
+    return bool(correlation == 1 and brokers > 0)
 
 
 def _read(sock: socket.socket, count: int) -> bytes:

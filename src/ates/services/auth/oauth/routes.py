@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
@@ -109,7 +109,7 @@ async def authorize(request: Request, provider: ProviderDep, runtime: RuntimeDep
             grant = await in_worker(call, server.get_consent_grant, oauth, person)
         except OAuth2Error as error:
             if error.redirect_uri:  # the client is known and its redirect URI checked
-                return server.handle_error_response(oauth, error)
+                return cast(Response, server.handle_error_response(oauth, error))
             return _error_page(request, f"This sign-in link is not valid: {error.description}")
         if person is None or grant.prompt == "login":
             # prompt=login is honoured once: the sign-in it asks for happens now
@@ -128,7 +128,7 @@ async def token(request: Request, provider: ProviderDep) -> Response:
     try:
         oauth = await oauth_request(request, payload_from="form")
     except OAuth2Error as error:
-        return provider.server.handle_error_response(None, error)
+        return cast(Response, provider.server.handle_error_response(None, error))
     async with provider.call() as call:
         response: Response = await in_worker(call, provider.server.create_token_response, oauth)
     return response

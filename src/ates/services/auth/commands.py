@@ -1,4 +1,5 @@
-"""Use cases of the auth service: plain functions taking a unit of work."""
+"""Use cases of the auth service: plain functions taking a unit of work. Reads are in
+``queries``."""
 
 from __future__ import annotations
 
@@ -14,13 +15,10 @@ from ates.services.auth import domain
 from ates.services.auth.models import LoginThrottle, Person
 from ates.services.auth.oauth.store import revoke_person_tokens
 from ates.services.auth.passwords import check_password, new_password_hash
+from ates.services.auth.queries import PersonNotFound
 
 
 class PersonExists(Exception):
-    pass
-
-
-class PersonNotFound(LookupError):
     pass
 
 
@@ -105,21 +103,6 @@ async def create_person(uow: UnitOfWork, command: CreatePerson) -> Person:
     )
     await uow.commit()
     return person
-
-
-async def list_people(uow: UnitOfWork) -> list[Person]:
-    return list((await uow.session.scalars(select(Person).order_by(Person.username))).all())
-
-
-async def get_person(uow: UnitOfWork, public_id: str) -> Person:
-    person = await uow.session.scalar(select(Person).where(Person.public_id == public_id))
-    if person is None:
-        raise PersonNotFound(f"no person {public_id}")
-    return person
-
-
-async def find_person(uow: UnitOfWork, username: str) -> Person | None:
-    return await uow.session.scalar(select(Person).where(Person.username == username))
 
 
 async def change_person(uow: UnitOfWork, command: ChangePerson) -> Person:

@@ -1,8 +1,8 @@
-"""Use cases of the tasks service (create, complete) and the events it consumes.
+"""Use cases of the tasks service: create and complete a task.
 
 Each use case takes a unit of work and commits it once: the task and the events about
 it are stored together or not at all. The shuffle lives in ``shuffle``; reads in
-``queries``.
+``queries``; the events the service consumes in ``consumers``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Table, bindparam, insert, select, update
 
 from ates.platform.uow import UnitOfWork
-from ates.services.tasks import domain, people
+from ates.services.tasks import domain, queries
 from ates.services.tasks.domain import Assignment, NoActiveWorker
 from ates.services.tasks.models import AssignmentRecord, Task
 
@@ -53,7 +53,7 @@ async def create_task(uow: UnitOfWork, command: CreateTask) -> Task:
         domain.check_description(command.description)
     except ValueError as error:
         raise InvalidTask("description", str(error)) from error
-    assignee = await people.random_active_worker(uow)
+    assignee = await queries.random_active_worker(uow)
     if assignee is None:
         raise NoActiveWorker("there is no active worker to assign the task to")
     task = Task(
@@ -132,5 +132,3 @@ _COMPLETE = (
     .where(_tasks.c.id == bindparam("task_id"))
     .values(status=bindparam("status"), completed_at=bindparam("completed_at"))
 )
-
-HANDLERS = people.HANDLERS

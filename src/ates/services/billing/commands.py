@@ -1,6 +1,7 @@
-"""Closing business days: payouts, carried-over debts, ``DayClosed`` (B7).
+"""Use cases of the billing service: closing business days — payouts, carried-over debts,
+``DayClosed`` (B7).
 
-``close_day`` is the one use case behind the midnight scheduler, ``POST
+``close_day`` is the one use case behind the midnight ``scheduler``, ``POST
 /api/days/{date}/close`` and ``ates billing close-day``. It is idempotent, and two
 processes closing at once pay once: the close locks the books row first (PostgreSQL
 ``FOR UPDATE``; SQLite has one writer at a time), re-reads where the books stand, and
@@ -9,27 +10,18 @@ processes closing at once pay once: the close locks the books row first (Postgre
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ates.platform.db import Database
 from ates.platform.uow import UnitOfWork
 from ates.services.billing import domain, ledger
 from ates.services.billing.models import Account, ClosedDay, Entry, Transaction
 
-if TYPE_CHECKING:
-    from ates.platform.runtime import Runtime
-
 log = structlog.get_logger(__name__)
-
-Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
@@ -161,42 +153,3 @@ async def _already_closed(session: AsyncSession, target: date) -> DayClose:
     # because the books were closed through a later day.
     closed_at = closed.closed_at if closed else None
     return DayClose(target, closed_at or utc_now(), False, payouts)
-
-
-# --- the midnight scheduler ----------------------------------------------------------------
-
-CHECK_EVERY_SECONDS = 30.0
-
-
-async def close_past_days(
-    db: Database, new_uow: Callable[[], UnitOfWork], now: datetime
-) -> DayClose | None:
-    """Close yesterday (and anything open before it) unless it is closed already.
-
-    The check reads without a lock, so the half-minute checks of every process never hold
-    up bookings; only a close that looks due takes the lock (and checks again under it).
-    """
-    async with db.reader() as session:
-        state = await ledger.books(session, lock="none")
-    yesterday = state.day_of(now) - timedelta(days=1)
-    if state.closed_through is not None and state.closed_through >= yesterday:
-        return None
-    async with new_uow() as uow:
-        result = await close_day(uow, yesterday, now=now)
-    return result if result.newly_closed else None
-
-
-async def run_day_closer(runtime: Runtime, *, clock: Clock = utc_now) -> None:
-    """Background job: shortly after midnight in the business zone, close the day that
-    ended. It checks every half minute rather than sleeping until midnight, so a process
-    that was down at midnight catches up as soon as it runs, and several processes may
-    run it at once (the close is idempotent)."""
-    while True:
-        try:
-            result = await close_past_days(runtime.db, runtime.uow, clock())
-        except Exception:  # logged and tried again: a missed check must not stop the job
-            log.exception("billing.scheduler_failed")
-        else:
-            if result is not None:
-                log.info("billing.scheduler_closed", day=result.business_date.isoformat())
-        await asyncio.sleep(CHECK_EVERY_SECONDS)

@@ -1,4 +1,4 @@
-"""The tasks service's copy of people, kept from auth's account events.
+"""The events the tasks service consumes: auth's account events, which keep its copy of people.
 
 Events may come late, twice or out of order. Each fact (profile, role, active) is set
 only by an event newer than the one that set it last (the platform's one rule,
@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ates.platform.events import Event
 from ates.platform.events.ordering import event_stamp, is_newer
 from ates.platform.uow import UnitOfWork
-from ates.services.tasks.domain import WORKER
 from ates.services.tasks.models import Person
 
 
@@ -70,30 +69,6 @@ async def on_account_role_changed(event: Event, uow: UnitOfWork) -> None:
 async def on_account_deactivated(event: Event, uow: UnitOfWork) -> None:
     person = await _person(uow, event.data["public_id"])
     _set_active(person, False, event_stamp(event))
-
-
-async def active_workers(uow: UnitOfWork) -> list[str]:
-    """Public ids of everyone who may get a task now (bounded by the staff, not tasks)."""
-    query = (
-        select(Person.public_id)
-        .where(Person.role == WORKER, Person.active.is_(True))
-        .order_by(Person.id)
-    )
-    return list((await uow.session.scalars(query)).all())
-
-
-_RANDOM_ACTIVE_WORKER = (
-    select(Person.public_id)
-    .where(Person.role == WORKER, Person.active.is_(True))
-    .order_by(func.random())
-    .limit(1)
-)
-
-
-async def random_active_worker(uow: UnitOfWork) -> str | None:
-    """One active worker drawn uniformly at random by the database, or None."""
-    connection = await uow.session.connection()
-    return (await connection.execute(_RANDOM_ACTIVE_WORKER)).scalar()
 
 
 HANDLERS = {
