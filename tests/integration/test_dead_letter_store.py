@@ -1,5 +1,6 @@
-"""The dead-letter store: what a resolution records, and ``ates dlq list`` over every
-service (real SQLite databases in a data directory, the real command)."""
+"""``ates dlq list`` over every service (real SQLite databases in a data directory, the
+real command). What a resolution records is the database contract's
+(``tests/integration/database_contract/messaging.py``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 
 from ates.cli import app
 from ates.config import Settings
-from ates.platform import deadletters, migrations
+from ates.platform import migrations
 from ates.platform.db import Database
 from ates.platform.tables import dead_letters
 
@@ -40,21 +41,6 @@ async def _letter(db: Database, consumer: str, event_name: str | None, event_id:
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
-
-
-async def test_a_resolution_with_an_error_keeps_its_status(tmp_path: Path) -> None:
-    """Issue 13 (13b): giving an error used to drop the status (and the time)."""
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'billing.db'}")
-    try:
-        await migrations.upgrade("billing", db)
-        letter_id = await _letter(db, "billing", "TaskCreated", str(uuid.uuid4()))
-        await deadletters._resolve(db, letter_id, "discarded", error="not ours to apply")
-        letter = await deadletters.get_dead_letter(db, letter_id)
-        assert letter is not None
-        assert (letter.status, letter.error) == ("discarded", "not ours to apply")
-        assert await deadletters.list_dead_letters(db) == []
-    finally:
-        await db.dispose()
 
 
 async def test_dlq_list_without_a_service_lists_every_service(tmp_path: Path) -> None:

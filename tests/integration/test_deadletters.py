@@ -1,4 +1,5 @@
-"""The dead-letter store: replay after a fix, into the inbox that gave up; discard."""
+"""``ates dlq list --json``: the dead letters of a service for scripts. (Replay and discard
+are the database contract's: ``tests/integration/database_contract/messaging.py``.)"""
 
 from __future__ import annotations
 
@@ -6,16 +7,14 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 
-from ates.platform import deadletters, migrations
-from ates.platform.consumer import EventConsumer
+from ates.platform import migrations
 from ates.platform.db import Database
-from ates.platform.events import Event, default_registry
-from ates.platform.tables import dead_letters, inbox
+from ates.platform.events import Event
+from ates.platform.tables import dead_letters
 
 pytestmark = pytest.mark.integration
 
@@ -53,51 +52,6 @@ async def _letter(db: Database, consumer: str) -> tuple[int, Event]:
         assert key is not None
         letter_id = int(key[0])
     return letter_id, event
-
-
-async def test_replay_applies_once_into_the_inbox_of_the_consumer_that_gave_up(
-    db: Database,
-) -> None:
-    applied: list[Any] = []
-
-    async def fixed_handler(event: Event, uow: Any) -> None:
-        applied.append(event.event_id)
-
-    consumer = EventConsumer(
-        "notifications", db, {"AccountDeactivated": fixed_handler}, default_registry()
-    )
-    letter_id, event = await _letter(db, consumer="notifications-g2")
-
-    assert await deadletters.replay(consumer, letter_id) == "applied"
-    assert applied == [event.event_id]
-    async with db.reader() as session:
-        owners = (await session.scalars(select(inbox.c.consumer))).all()
-    assert owners == ["notifications-g2"]
-    letter = await deadletters.get_dead_letter(db, letter_id)
-    assert letter is not None and letter.status == "replayed"
-    with pytest.raises(ValueError, match="already replayed"):
-        await deadletters.replay(consumer, letter_id)
-
-
-async def test_a_replay_that_fails_again_stays_pending_with_the_new_error(db: Database) -> None:
-    async def still_broken(event: Event, uow: Any) -> None:
-        raise RuntimeError("still broken")
-
-    consumer = EventConsumer(
-        "notifications", db, {"AccountDeactivated": still_broken}, default_registry()
-    )
-    letter_id, _ = await _letter(db, consumer="notifications")
-    with pytest.raises(RuntimeError, match="still broken"):
-        await deadletters.replay(consumer, letter_id)
-    letter = await deadletters.get_dead_letter(db, letter_id)
-    assert letter is not None
-    assert (letter.status, letter.error) == (
-        "pending",
-        "replay failed: RuntimeError('still broken')",
-    )
-    await deadletters.discard(db, letter_id)
-    assert [item.id for item in await deadletters.list_dead_letters(db, "discarded")] == [letter_id]
-    assert await deadletters.list_dead_letters(db) == []
 
 
 async def test_the_dead_letter_list_prints_json_for_scripts(db: Database, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize(
     "test",
     [
-        "tests/integration/tasks/test_shuffle.py::test_two_shuffles_at_once_keep_every_chain_on_postgresql"
+        "tests/integration/test_database_postgres.py::TestPostgresDatabase::test_two_shuffles_at_once_keep_every_chain"
     ],
 )
 def test_a_postgresql_test_fails_under_ci_when_postgresql_is_missing(test: str) -> None:

@@ -9,8 +9,9 @@ and what a shipped revision creates never changes.
 
 Frozen: a shipped function is never edited, and nothing here imports the live tables or
 their types. A change to the platform tables is a new pair below, a new revision in every
-service calling it, and the change in ``tables.py``; ``tests/integration/test_migrations.py``
-fails while a fresh upgrade of any service differs from the live tables.
+service calling it, and the change in ``tables.py``; the database contract
+(``tests/integration/database_contract/schema.py``) fails while a fresh upgrade of any
+service differs from the live tables.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from ates.platform.tracing import ConsumedBatch
 from ates.platform.uow import UnitOfWork
 from ates.services.analytics.consumers import HANDLERS
 from ates.testing.workload import simulate
-from tests.integration.analytics.test_order import migrated, projections
+from tests.integration.analytics.projections import migrated, projections
 
 pytestmark = pytest.mark.integration
 
