@@ -15,9 +15,14 @@ batch; the consumer's inbox skips what was applied.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+
+import structlog
+
+log = structlog.get_logger(__name__)
 
 
 class BrokerUnavailable(Exception):
@@ -126,3 +131,37 @@ class Broker(ABC):
         """How many of the domain's messages for ``group`` the group has not yet
         acknowledged: the broker's position minus the group's (for metrics and status).
         None if the broker does not know the group (not created yet)."""
+
+
+async def consume_in_sessions(
+    session: Callable[[], Awaitable[None]],
+    *,
+    lost: tuple[type[BaseException], ...],
+    delay: float,
+    group: str,
+    domain: str,
+) -> None:
+    """The loop every adapter's ``consume`` runs: one consuming session after another
+    until cancelled. A session binds to the broker and delivers batches until its
+    connection, channel or group membership is gone; it then raises one of ``lost``
+    (logged; the next session starts after ``delay`` seconds) or returns (the next starts
+    at once). Any other error is a bug and ends ``consume``."""
+    while True:
+        stop_if_cancelled()
+        try:
+            await session()
+        except asyncio.CancelledError:
+            raise
+        except lost as error:
+            log.warning("broker.consume_error", group=group, domain=domain, error=repr(error))
+            await asyncio.sleep(delay)
+
+
+def stop_if_cancelled() -> None:
+    """Raise if this task was asked to stop. A cancellation can be swallowed on its way
+    through a client library (Python 3.11's ``asyncio.wait_for`` drops it when what it
+    waits for finishes at the same moment, as nats-py's fetch does): the loop would go on,
+    and a service stopping would wait for it forever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

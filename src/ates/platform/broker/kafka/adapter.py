@@ -35,7 +35,13 @@ from aiokafka.errors import (
 )
 from aiokafka.structs import TopicPartition
 
-from ates.platform.broker.base import BatchHandler, Broker, BrokerUnavailable, OutgoingMessage
+from ates.platform.broker.base import (
+    BatchHandler,
+    Broker,
+    BrokerUnavailable,
+    OutgoingMessage,
+    consume_in_sessions,
+)
 from ates.platform.broker.kafka.groups import delete_group
 from ates.platform.broker.kafka.session import GroupSession, SessionOptions
 from ates.platform.broker.kafka.topology import (
@@ -278,28 +284,26 @@ class KafkaBroker(Broker):
             failure_backoff=self._session.failure_backoff,
             revoke_timeout=self._session.revoke_timeout,
         )
-        while True:
-            try:
-                await self.connect()
-                topics = [self._names.domain_topic(domain), self._names.retry_topic(group, domain)]
-                await self._ensure_topics(topics)
-                session = GroupSession(
-                    bootstrap_servers=self._servers,
-                    names=self._names,
-                    admin=self.admin,
-                    produce=self._produce,
-                    group=group,
-                    domain=domain,
-                    event_names=event_names,
-                    handler=handler,
-                    options=options,
-                )
-                await session.run()
-            except asyncio.CancelledError:
-                raise
-            except SESSION_ERRORS as error:
-                log.warning("broker.consume_error", group=group, domain=domain, error=repr(error))
-                await asyncio.sleep(self._reconnect_delay)
+
+        async def session() -> None:
+            await self.connect()
+            topics = [self._names.domain_topic(domain), self._names.retry_topic(group, domain)]
+            await self._ensure_topics(topics)
+            await GroupSession(
+                bootstrap_servers=self._servers,
+                names=self._names,
+                admin=self.admin,
+                produce=self._produce,
+                group=group,
+                domain=domain,
+                event_names=event_names,
+                handler=handler,
+                options=options,
+            ).run()
+
+        await consume_in_sessions(
+            session, lost=SESSION_ERRORS, delay=self._reconnect_delay, group=group, domain=domain
+        )
 
     async def delete_group(self, group: str, domain: str) -> None:
         await self.connect()

@@ -38,6 +38,8 @@ from ates.platform.broker.base import (
     BrokerUnavailable,
     Delivery,
     OutgoingMessage,
+    consume_in_sessions,
+    stop_if_cancelled,
     subject_for,
 )
 
@@ -204,37 +206,45 @@ class NatsBroker(Broker):
         *,
         batch_size: int = 64,
     ) -> None:
-        subscription = None
-        bound_at = -1
-        while True:
-            _stop_if_cancelled()
+        async def session() -> None:
+            await self._consume_until_reconnect(group, domain, event_names, handler, batch_size)
+
+        await consume_in_sessions(
+            session,
+            lost=(nats.errors.Error, BrokerUnavailable, OSError),
+            delay=0.5,
+            group=group,
+            domain=domain,
+        )
+
+    async def _consume_until_reconnect(
+        self,
+        group: str,
+        domain: str,
+        event_names: Sequence[str] | None,
+        handler: BatchHandler,
+        batch_size: int,
+    ) -> None:
+        """Bind and deliver until the client reconnects: nats-py #504, a pull subscription
+        can go deaf after a server restart, so every reconnect binds again."""
+        await self.ensure_streams([domain])
+        bound_at = self._reconnects
+        subscription = await self._bind(group, domain, event_names)
+        while bound_at == self._reconnects:
+            stop_if_cancelled()
             try:
-                if subscription is None or bound_at != self._reconnects:
-                    # nats-py #504: a pull subscription can go deaf after a server
-                    # restart, so bind again after every reconnect.
-                    if subscription is not None:
-                        with contextlib.suppress(Exception):
-                            await subscription.unsubscribe()
-                    await self.ensure_streams([domain])
-                    bound_at = self._reconnects
-                    subscription = await self._bind(group, domain, event_names)
-                try:
-                    # Returns at once with whatever is waiting (up to batch_size), or
-                    # waits up to the timeout for the first message.
-                    messages = await subscription.fetch(batch_size, timeout=1)
-                except (TimeoutError, nats.errors.TimeoutError):
-                    continue  # nothing waiting (nats-py #418)
-                await self._deliver(messages, handler)
-                if len(messages) < batch_size:
-                    # Not a backlog: let a few milliseconds of arrivals gather, so that a
-                    # busy consumer applies tens of events per transaction, not one.
-                    await asyncio.sleep(self._linger)
-            except asyncio.CancelledError:
-                raise
-            except (nats.errors.Error, BrokerUnavailable, OSError) as error:
-                log.warning("broker.consume_error", group=group, domain=domain, error=repr(error))
-                subscription = None
-                await asyncio.sleep(0.5)
+                # Returns at once with whatever is waiting (up to batch_size), or
+                # waits up to the timeout for the first message.
+                messages = await subscription.fetch(batch_size, timeout=1)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue  # nothing waiting (nats-py #418)
+            await self._deliver(messages, handler)
+            if len(messages) < batch_size:
+                # Not a backlog: let a few milliseconds of arrivals gather, so that a
+                # busy consumer applies tens of events per transaction, not one.
+                await asyncio.sleep(self._linger)
+        with contextlib.suppress(Exception):
+            await subscription.unsubscribe()
 
     async def _deliver(self, messages: Sequence[Msg], handler: BatchHandler) -> None:
         deliveries = []
@@ -284,13 +294,3 @@ class NatsBroker(Broker):
         except (TimeoutError, nats.errors.Error) as error:
             raise BrokerUnavailable(f"cannot read consumer {group}: {error!r}") from error
         return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
-
-
-def _stop_if_cancelled() -> None:
-    """Raise if this task was asked to stop. A cancellation can be swallowed on its way
-    through nats-py (Python 3.11's ``asyncio.wait_for`` drops it when what it waits for
-    finishes at the same moment): the loop would go on, and a service stopping would
-    wait for it forever."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError

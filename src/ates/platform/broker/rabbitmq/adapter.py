@@ -44,6 +44,7 @@ from ates.platform.broker.base import (
     Outcome,
     OutgoingMessage,
     Retry,
+    consume_in_sessions,
     subject_for,
 )
 from ates.platform.broker.rabbitmq import topology
@@ -209,14 +210,13 @@ class RabbitBroker(Broker):
             if event_names is None
             else sorted(subject_for(domain, name) for name in event_names)
         )
-        while True:
-            try:
-                await self._consume_once(group, domain, subjects, handler, batch_size)
-            except asyncio.CancelledError:
-                raise
-            except BROKER_ERRORS as error:
-                log.warning("broker.consume_error", group=group, domain=domain, error=repr(error))
-            await asyncio.sleep(self._reconnect_delay)
+
+        async def session() -> None:
+            await self._consume_once(group, domain, subjects, handler, batch_size)
+
+        await consume_in_sessions(
+            session, lost=BROKER_ERRORS, delay=self._reconnect_delay, group=group, domain=domain
+        )
 
     async def _consume_once(
         self,
