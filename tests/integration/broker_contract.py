@@ -140,19 +140,9 @@ async def warm_up(broker: Broker, *recorders: Recorder, any_of: bool = False) ->
     await eventually(arrived, timeout=30)
 
 
-class BrokerContract:
-    @pytest.fixture
-    def broker_url(self) -> str:
-        raise NotImplementedError
-
-    @pytest.fixture
-    def restart_broker(self) -> RestartBroker:
-        raise NotImplementedError
-
-    @pytest.fixture
-    def broker_options(self) -> dict[str, Any]:
-        """Adapter options for the tests (e.g. a short ack timeout)."""
-        return {}
+class BrokerFixtures:
+    """Two connected brokers on the ``broker_url`` and ``broker_options`` a test class
+    supplies: the contract's, and an adapter's own tests'."""
 
     @pytest.fixture
     async def broker(
@@ -172,6 +162,21 @@ class BrokerContract:
         await broker.connect()
         yield broker
         await broker.close()
+
+
+class BrokerContract(BrokerFixtures):
+    @pytest.fixture
+    def broker_url(self) -> str:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def restart_broker(self) -> RestartBroker:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def broker_options(self) -> dict[str, Any]:
+        """Adapter options for the tests (e.g. a short ack timeout)."""
+        return {}
 
     @pytest.fixture
     async def db(self, tmp_path: Path) -> AsyncIterator[Database]:

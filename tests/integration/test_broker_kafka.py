@@ -29,7 +29,7 @@ from ates.platform.broker import (
     create_broker,
 )
 from ates.platform.broker.kafka.server import LocalKafka
-from tests.integration.broker_contract import BrokerContract
+from tests.integration.broker_contract import BrokerContract, BrokerFixtures
 from tests.support import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
@@ -44,7 +44,7 @@ OPTIONS: dict[str, Any] = {
 RestartBroker = Callable[[Callable[[], Awaitable[None]] | None], Awaitable[None]]
 
 
-class KafkaFixtures:
+class KafkaFixtures(BrokerFixtures):
     """``broker_url`` and ``restart_broker`` as the shared contract suite wants them
     (``class TestKafkaContract(KafkaFixtures, BrokerContract)``), and brokers on them."""
 
@@ -69,25 +69,6 @@ class KafkaFixtures:
                 await asyncio.to_thread(kafka_server.start)  # same ports, same data
 
         return restart
-
-    @pytest.fixture
-    async def broker(
-        self, broker_url: str, broker_options: dict[str, Any]
-    ) -> AsyncIterator[Broker]:
-        broker = create_broker(broker_url, **broker_options)
-        await broker.connect()
-        await broker.ensure_streams(["accounts"])
-        yield broker
-        await broker.close()
-
-    @pytest.fixture
-    async def second_broker(
-        self, broker_url: str, broker_options: dict[str, Any]
-    ) -> AsyncIterator[Broker]:
-        broker = create_broker(broker_url, **broker_options)
-        await broker.connect()
-        yield broker
-        await broker.close()
 
 
 # --- helpers -----------------------------------------------------------------------------
