@@ -41,16 +41,20 @@ async def test_a_person_created_through_the_api_reaches_billing_and_tasks(
         assert response.status_code == 201, response.text
         polly = response.json()["public_id"]
 
-        async def name_in_tasks() -> str | None:
+        async def copy_in_tasks() -> TaskPerson | None:
             async with tasks.db.reader() as session:
-                return await session.scalar(
-                    select(TaskPerson.full_name).where(TaskPerson.public_id == polly)
-                )
+                return await session.scalar(select(TaskPerson).where(TaskPerson.public_id == polly))
 
         async def account_in_billing() -> Account | None:
             async with billing.db.reader() as session:
                 return await session.scalar(select(Account).where(Account.owner_public_id == polly))
 
-        assert await eventually(name_in_tasks) == "Polly Parrot"
+        copy = await eventually(copy_in_tasks)
+        assert (copy.username, copy.full_name, copy.role, copy.active) == (
+            "polly",
+            "Polly Parrot",
+            "worker",
+            True,
+        )
         account = await eventually(account_in_billing)
-        assert account.balance_cents == 0
+        assert (account.owner_name, account.balance_cents) == ("Polly Parrot", 0)
