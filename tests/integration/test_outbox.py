@@ -20,6 +20,7 @@ from ates.platform.events import InvalidEvent
 from ates.platform.outbox import OutboxRelay
 from ates.platform.tables import outbox
 from ates.platform.uow import UnitOfWork
+from ates.schemas.accounts import AccountCreated
 from tests.integration.broker_contract import Recorder, consuming
 from tests.support import eventually
 
@@ -57,7 +58,7 @@ async def _unsent(db: Database) -> int:
 async def test_an_invalid_event_raises_before_anything_is_written(db: Database) -> None:
     with pytest.raises(InvalidEvent, match="role"):
         async with UnitOfWork(db, "auth") as uow:
-            await uow.emit("AccountCreated", {**_person(), "role": "pirate"})
+            await uow.emit_data("AccountCreated", {**_person(), "role": "pirate"})
             await uow.commit()
     async with db.reader() as session:
         assert await session.scalar(select(func.count()).select_from(outbox)) == 0
@@ -65,7 +66,7 @@ async def test_an_invalid_event_raises_before_anything_is_written(db: Database) 
 
 async def test_a_rolled_back_transaction_leaves_no_event(db: Database) -> None:
     async with UnitOfWork(db, "auth") as uow:
-        await uow.emit("AccountCreated", _person())
+        await uow.emit(AccountCreated.from_data(_person()))
         # no commit: the block ends, the transaction is rolled back
     async with db.reader() as session:
         assert await session.scalar(select(func.count()).select_from(outbox)) == 0
@@ -92,14 +93,14 @@ async def test_relay_wakes_on_commit_and_rows_wait_while_broker_is_down(
     try:
         async with consuming(broker, "watcher", recorder):
             async with UnitOfWork(db, "auth") as uow:
-                first = await uow.emit("AccountCreated", _person())
+                first = await uow.emit(AccountCreated.from_data(_person()))
                 await uow.commit()
             await eventually(lambda: _has(recorder, str(first.event_id)), timeout=5)
 
             port = nats_server.port
             await asyncio.to_thread(nats_server.stop)
             async with UnitOfWork(db, "auth") as uow:
-                waiting = [await uow.emit("AccountCreated", _person()) for _ in range(3)]
+                waiting = [await uow.emit(AccountCreated.from_data(_person())) for _ in range(3)]
                 await uow.commit()
             tried = attempts
             await eventually(lambda: _true(attempts > tried))  # the relay woke and is trying

@@ -24,6 +24,7 @@ from ates.platform.events import Event, default_registry
 from ates.platform.outbox import OutboxRelay
 from ates.platform.tables import consumer_positions, dead_letters, inbox, outbox
 from ates.platform.uow import UnitOfWork
+from ates.schemas.accounts import AccountCreated
 from ates.testing.events import account_created
 from tests.support import eventually
 
@@ -235,7 +236,7 @@ async def test_two_relays_on_one_database_publish_each_row_once(
         brokers.append(broker)
     total = 3000
     async with UnitOfWork(db, "auth") as uow:
-        await uow.emit_many("AccountCreated", [_person() for _ in range(total)])
+        await uow.emit_many([AccountCreated.from_data(_person()) for _ in range(total)])
         await uow.commit()
     relays = [
         OutboxRelay("auth", database, broker, batch_size=100)
@@ -260,7 +261,7 @@ async def test_outbox_ids_keep_growing_past_32_bits(db: Database) -> None:
             text("SELECT setval(pg_get_serial_sequence('outbox', 'id'), 2147483648)")
         )
     async with UnitOfWork(db, "auth") as uow:
-        await uow.emit("AccountCreated", _person())
+        await uow.emit(AccountCreated.from_data(_person()))
         await uow.commit()
     async with db.reader() as session:
         assert await session.scalar(select(outbox.c.id)) == 2**31 + 1
