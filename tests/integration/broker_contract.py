@@ -47,6 +47,8 @@ from ates.platform.consumer import EventConsumer, Rejected
 from ates.platform.db import Database
 from ates.platform.events import Event, default_registry
 from ates.platform.tables import dead_letters, inbox, outbox
+from ates.platform.uow import UnitOfWork
+from ates.schemas.accounts import AccountCreated, AccountDeactivated
 from ates.testing.events import account_created
 from tests.support import eventually
 
@@ -425,9 +427,10 @@ class BrokerContract(BrokerFixtures):
         failures: list[str] = []
         applied: Counter[str] = Counter()  # told after each commit, so only what stuck
 
-        async def handler(event: Event, uow: Any) -> None:
-            await uow.emit("AccountDeactivated", {"public_id": event.data["public_id"]})
-            if event.data["username"] == "flaky" and not failures:
+        async def handler(event: Event, uow: UnitOfWork) -> None:
+            created = AccountCreated.of(event)
+            await uow.emit(AccountDeactivated(created.public_id))
+            if created.username == "flaky" and not failures:
                 failures.append(str(event.event_id))
                 raise RuntimeError("a lost lock, once")
 

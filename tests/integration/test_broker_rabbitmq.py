@@ -21,6 +21,7 @@ from ates.platform.events import Event, default_registry
 from ates.platform.outbox import OutboxRelay
 from ates.platform.tables import inbox, outbox
 from ates.platform.uow import UnitOfWork
+from ates.schemas.accounts import AccountCreated
 from ates.testing.events import account_created
 from ates.testing.servers import rabbitmqctl
 from tests.backends import restart_rabbitmq
@@ -172,7 +173,7 @@ async def test_restart_in_the_middle_of_10000_events_applies_each_exactly_once(
     for _ in range(total // 1000):
         async with UnitOfWork(producer_db, "auth") as uow:
             people = [account_created() for _ in range(1000)]
-            await uow.emit_many("AccountCreated", [_data(m.body) for m in people])
+            await uow.emit_many([AccountCreated.from_data(_data(m.body)) for m in people])
             await uow.commit()
     async with producer_db.reader() as session:
         ids: set[str] = set((await session.scalars(select(outbox.c.event_id))).all())

@@ -20,6 +20,7 @@ from ates.platform.events import Event
 from ates.platform.outbox import OutboxRelay
 from ates.platform.tables import outbox
 from ates.platform.uow import UnitOfWork
+from ates.schemas.accounts import AccountCreated
 from ates.testing.events import account_created
 from tests.integration.database_contract import DatabaseContract, LockWatch, MakeUrl
 
@@ -86,7 +87,7 @@ class TestPostgresDatabase(DatabaseContract):
                 text("SELECT setval(pg_get_serial_sequence('outbox', 'id'), 2147483648)")
             )
         async with UnitOfWork(db, "auth") as uow:
-            await uow.emit("AccountCreated", _person())
+            await uow.emit(AccountCreated.from_data(_person()))
             await uow.commit()
         async with db.reader() as session:
             assert await session.scalar(select(outbox.c.id)) == 2**31 + 1
@@ -105,7 +106,7 @@ class TestPostgresDatabase(DatabaseContract):
             brokers.append(broker)
         total = 3000
         async with UnitOfWork(db, "auth") as uow:
-            await uow.emit_many("AccountCreated", [_person() for _ in range(total)])
+            await uow.emit_many([AccountCreated.from_data(_person()) for _ in range(total)])
             await uow.commit()
         relays = [
             OutboxRelay("auth", database, broker, batch_size=100)

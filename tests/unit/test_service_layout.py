@@ -63,6 +63,7 @@ SHARED = (
     "ates.servicenames",
     "ates.clitools",
     "ates.password_login",  # the command line's sign-in (`ates token`)
+    "ates.schemas",  # the typed event payloads, beside their JSON Schemas
 )
 # (importing module, imported module) -> why it may reach outside its service
 OUTSIDE: Mapping[tuple[str, str], str] = {

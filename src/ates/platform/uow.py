@@ -1,9 +1,10 @@
 """The unit of work: one database transaction and the events it produces.
 
 Use cases and event handlers receive a ``UnitOfWork``. They change state through
-``uow.session`` and announce what happened with ``uow.emit(...)``; the event is
-validated at once (an invalid event raises before anything is written) and stored in the
-outbox *in the same transaction*. Only the unit of work commits.
+``uow.session`` and announce what happened with ``uow.emit(payload)``, a typed payload
+(``ates.schemas.<domain>``) that names its event and version. The event is validated at
+once (an invalid event raises before anything is written) and stored in the outbox *in
+the same transaction*. Only the unit of work commits.
 
 Outbox rows are kept in memory and written by one multi-row INSERT just before the commit:
 a consumer batch or a request that emits many events pays one statement, not one each.
@@ -21,7 +22,7 @@ the emitted event continues that event's trace.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from types import TracebackType
@@ -32,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
 from ates.platform.db import Database
 from ates.platform.events import Event, Registry, default_registry
+from ates.platform.events.payload import Payload
 from ates.platform.groupcommit import CommitGroup, GroupCommitter
 from ates.platform.tables import outbox
 from ates.platform.tracing import current_traceparent
@@ -150,6 +152,24 @@ class UnitOfWork:
 
     async def emit(
         self,
+        payload: Payload,
+        *,
+        trace: str | None = None,
+        caused_by: Event | None = None,
+    ) -> Event:
+        """Validate the typed ``payload`` (its class names the event and version) and put
+        the event in this transaction's outbox rows. Its trace: ``trace`` if given, else
+        that of the event it was ``caused_by``, else the unit of work's."""
+        return await self.emit_data(
+            payload.event_name,
+            payload.to_data(),
+            version=payload.event_version,
+            trace=trace,
+            caused_by=caused_by,
+        )
+
+    async def emit_data(
+        self,
         event_name: str,
         data: dict[str, Any],
         *,
@@ -157,9 +177,9 @@ class UnitOfWork:
         trace: str | None = None,
         caused_by: Event | None = None,
     ) -> Event:
-        """Validate ``data`` and put the event in this transaction's outbox rows. Its
-        trace: ``trace`` if given, else that of the event it was ``caused_by``, else the
-        unit of work's."""
+        """:meth:`emit` of data as it travels (the newest version unless ``version`` is
+        given), for what holds no payload class: tests that send invalid data on
+        purpose, tools that pass on data they read. Services emit typed payloads."""
         if trace is None:
             trace = self.trace if caused_by is None else self.trace_of(caused_by)
         event = self._event(event_name, data, version=version, trace=trace)
@@ -171,19 +191,24 @@ class UnitOfWork:
         """The trace an event caused by ``cause`` continues."""
         return self.causes.get(cause.event_id, cause.trace) if self.causes else cause.trace
 
-    async def emit_many(self, event_name: str, items: list[dict[str, Any]]) -> int:
+    async def emit_many(self, payloads: Sequence[Payload]) -> int:
         """Bulk form of :meth:`emit` for large batches (one event time for all, the unit
         of work's trace)."""
-        if not items:
+        if not payloads:
             return 0
-        version = self.registry.latest_version(event_name)
         now = datetime.now(UTC)
         trace = self.trace
         rows = [
             self._outbox_row(
-                self._event(event_name, data, version=version, trace=trace, event_time=now)
+                self._event(
+                    payload.event_name,
+                    payload.to_data(),
+                    version=payload.event_version,
+                    trace=trace,
+                    event_time=now,
+                )
             )
-            for data in items
+            for payload in payloads
         ]
         self._outbox_rows.extend(rows)
         return len(rows)

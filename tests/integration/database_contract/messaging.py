@@ -22,6 +22,7 @@ from ates.platform.events import Event, InvalidEvent, default_registry
 from ates.platform.outbox import OutboxRelay
 from ates.platform.tables import dead_letters, inbox, outbox
 from ates.platform.uow import UnitOfWork
+from ates.schemas.accounts import AccountCreated
 from ates.testing.events import account_created
 from tests.integration.broker_contract import Recorder, consuming
 from tests.integration.database_contract.base import DatabaseBase, LockWatch
@@ -59,13 +60,13 @@ class OutboxContract(DatabaseBase):
     ) -> None:
         with pytest.raises(InvalidEvent, match="role"):
             async with UnitOfWork(auth_db, "auth") as uow:
-                await uow.emit("AccountCreated", {**person(), "role": "pirate"})
+                await uow.emit_data("AccountCreated", {**person(), "role": "pirate"})
                 await uow.commit()
         assert await count(auth_db, outbox) == 0
 
     async def test_a_rolled_back_transaction_leaves_no_event(self, auth_db: Database) -> None:
         async with UnitOfWork(auth_db, "auth") as uow:
-            await uow.emit("AccountCreated", person())
+            await uow.emit(AccountCreated.from_data(person()))
             # no commit: the block ends, the transaction is rolled back
         assert await count(auth_db, outbox) == 0
 
@@ -90,14 +91,14 @@ class OutboxContract(DatabaseBase):
         try:
             async with consuming(broker, "watcher", recorder):
                 async with UnitOfWork(auth_db, "auth") as uow:
-                    first = await uow.emit("AccountCreated", person())
+                    first = await uow.emit(AccountCreated.from_data(person()))
                     await uow.commit()
                 await eventually(lambda: _has(recorder, str(first.event_id)), timeout=5)
 
                 port = nats_server.port
                 await asyncio.to_thread(nats_server.stop)
                 async with UnitOfWork(auth_db, "auth") as uow:
-                    waiting = [await uow.emit("AccountCreated", person()) for _ in range(3)]
+                    waiting = [await uow.emit(AccountCreated.from_data(person())) for _ in range(3)]
                     await uow.commit()
                 tried = attempts
                 await eventually(lambda: _true(attempts > tried))  # the relay woke, tries

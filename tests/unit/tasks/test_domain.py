@@ -11,7 +11,6 @@ import pytest
 from ates.services.tasks import domain
 from ates.services.tasks.domain import (
     AlreadyDone,
-    Assignment,
     NoActiveWorker,
     NotTheAssignee,
     check_completion,
@@ -67,20 +66,6 @@ def test_assignees_are_drawn_from_the_workers_uniformly_with_repeats() -> None:
 def test_drawing_without_workers_is_refused() -> None:
     with pytest.raises(NoActiveWorker):
         draw_assignees([], 1)
-
-
-def test_an_assignment_is_the_data_of_a_task_assigned_event() -> None:
-    from ates.platform.events import default_registry
-
-    data = Assignment(
-        "6f1c2c9e-2222-4a4a-9a9a-000000000002",
-        "6f1c2c9e-1111-4a4a-9a9a-000000000001",
-        None,
-        "created",
-    ).event_data()
-    default_registry().validate("TaskAssigned", 1, data)
-    assert data["previous_assignee_public_id"] is None
-    assert data["shuffle_id"] is None
 
 
 @pytest.mark.parametrize(

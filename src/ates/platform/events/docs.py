@@ -15,6 +15,10 @@ def render_catalog(registry: Registry) -> str:
         "Every event travels in the envelope `{event_id, event_name, event_version,",
         "event_time, producer, trace?, data}`. Money is integer cents.",
         "",
+        "In Python each version's `data` is a typed payload in `ates.schemas.<domain>`, held to",
+        "its schema by `tests/unit/test_payloads.py`: the newest version is the class named after",
+        "the event (`TaskCreated`), an older one carries its version (`TaskCreatedV1`).",
+        "",
         "| domain | event | version | required fields | description |",
         "|---|---|---|---|---|",
     ]

@@ -14,6 +14,12 @@ from ates.platform.consumer import Batched, Handler
 from ates.platform.events import Event
 from ates.platform.events.ordering import event_stamp
 from ates.platform.uow import UnitOfWork
+from ates.schemas.accounts import (
+    AccountCreated,
+    AccountDeactivated,
+    AccountRoleChanged,
+    AccountUpdated,
+)
 from ates.services.analytics.domain import PersonFacts, PersonState, merge_person
 from ates.services.analytics.models import PROJECTIONS, Person
 from ates.services.analytics.projector import EVENTS, project
@@ -46,38 +52,41 @@ async def _merge_person(uow: UnitOfWork, public_id: str, facts: PersonFacts) -> 
 
 
 async def on_account_created(event: Event, uow: UnitOfWork) -> None:
-    data = event.data
+    created = AccountCreated.of(event)
     facts = PersonFacts(
         stamp=event_stamp(event),
-        username=data["username"],
-        email=data["email"],
-        full_name=data["full_name"],
-        role=data["role"],
+        username=created.username,
+        email=created.email,
+        full_name=created.full_name,
+        role=created.role,
         active=True,
     )
-    await _merge_person(uow, data["public_id"], facts)
+    await _merge_person(uow, created.public_id, facts)
 
 
 async def on_account_updated(event: Event, uow: UnitOfWork) -> None:
-    data = event.data
+    updated = AccountUpdated.of(event)
     facts = PersonFacts(
         stamp=event_stamp(event),
-        username=data["username"],
-        email=data["email"],
-        full_name=data["full_name"],
-        role=data["role"],
-        active=data["active"],
+        username=updated.username,
+        email=updated.email,
+        full_name=updated.full_name,
+        role=updated.role,
+        active=updated.active,
     )
-    await _merge_person(uow, data["public_id"], facts)
+    await _merge_person(uow, updated.public_id, facts)
 
 
 async def on_account_role_changed(event: Event, uow: UnitOfWork) -> None:
-    facts = PersonFacts(event_stamp(event), role=event.data["new_role"])
-    await _merge_person(uow, event.data["public_id"], facts)
+    changed = AccountRoleChanged.of(event)
+    await _merge_person(
+        uow, changed.public_id, PersonFacts(event_stamp(event), role=changed.new_role)
+    )
 
 
 async def on_account_deactivated(event: Event, uow: UnitOfWork) -> None:
-    await _merge_person(uow, event.data["public_id"], PersonFacts(event_stamp(event), active=False))
+    public_id = AccountDeactivated.of(event).public_id
+    await _merge_person(uow, public_id, PersonFacts(event_stamp(event), active=False))
 
 
 # --- rebuild ----------------------------------------------------------------------------

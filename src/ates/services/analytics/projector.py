@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
-from typing import Any
+from typing import Any, assert_never, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -29,6 +29,9 @@ from ates.platform.events import Event
 from ates.platform.events.ordering import NEVER, event_stamp, is_newer, stamp
 from ates.platform.sql import insert_for
 from ates.platform.uow import UnitOfWork
+from ates.schemas import payload_of
+from ates.schemas.billing import DayClosed, PayoutMade, TaskPriced, TransactionApplied
+from ates.schemas.tasks import TaskAssigned, TaskCompleted, TaskCreated
 from ates.services.analytics.domain import (
     Completion,
     bucket_of,
@@ -49,15 +52,17 @@ _balances = sa.Table("balances", Balance.metadata)
 _tops = sa.Table("top_completions", TopCompletion.metadata)
 _closed = sa.Table("closed_days", ClosedDay.metadata)
 
-EVENTS = (
-    "TaskCreated",
-    "TaskAssigned",
-    "TaskCompleted",
-    "TaskPriced",
-    "TransactionApplied",
-    "PayoutMade",
-    "DayClosed",
+# What a run may hold (every event is upcast to the newest version analytics knows).
+Projected = (
+    TaskCreated
+    | TaskAssigned
+    | TaskCompleted
+    | TaskPriced
+    | TransactionApplied
+    | PayoutMade
+    | DayClosed
 )
+EVENTS: tuple[str, ...] = tuple(cls.event_name for cls in get_args(Projected))
 _TASKS = sa.select(_tasks).where(_tasks.c.public_id.in_(sa.bindparam("ids", expanding=True)))
 _AMOUNTS = ("fees_cents", "rewards_cents", "payouts_cents", "fee_count", "reward_count")
 
@@ -112,73 +117,82 @@ class _Fold:
 
 async def project(events: Sequence[Event], uow: UnitOfWork) -> None:
     """Apply a run of the :data:`EVENTS` in order (see the module's docstring)."""
+    payloads = [_projected(event) for event in events]
     connection = await uow.session.connection()
-    fold = _Fold(await _read_tasks(connection, events))
-    for event in events:
-        _fold(fold, event)
+    fold = _Fold(await _read_tasks(connection, payloads))
+    for event, payload in zip(events, payloads, strict=True):
+        _fold(fold, event, payload)
     await _write(connection, fold)
 
 
-def _fold(fold: _Fold, event: Event) -> None:
-    data = event.data
-    match event.event_name:
-        case "TaskCreated":  # v2 (v1 is upcast on arrival: jira id out of the title)
-            task = fold.task(data["public_id"])
-            task.title, task.jira_id = data["title"], data["jira_id"]
-        case "TaskAssigned":
-            task = fold.task(data["task_public_id"])
+def _projected(event: Event) -> Projected:
+    payload = payload_of(event)
+    if not isinstance(payload, Projected):
+        raise ValueError(f"analytics does not project {event.event_name} in runs")
+    return payload
+
+
+def _fold(fold: _Fold, event: Event, payload: Projected) -> None:
+    match payload:
+        case TaskCreated():  # v2 (v1 is upcast on arrival: jira id out of the title)
+            task = fold.task(payload.public_id)
+            task.title, task.jira_id = payload.title, payload.jira_id
+        case TaskAssigned():
+            task = fold.task(payload.task_public_id)
             task.assignments += 1
             assigned = event_stamp(event)
             if is_newer(assigned, task.assignee_stamp):
-                task.assignee_public_id, task.assignee_stamp = data["assignee_public_id"], assigned
-        case "TaskCompleted":
-            task = fold.task(data["task_public_id"])
-            completed_at = parse_instant(data["completed_at"])
+                task.assignee_public_id, task.assignee_stamp = payload.assignee_public_id, assigned
+        case TaskCompleted():
+            task = fold.task(payload.task_public_id)
+            completed_at = parse_instant(payload.completed_at)
             if task.completed_at is None:  # a task is completed once; the first one stays
-                task.completed_at, task.completed_by = completed_at, data["assignee_public_id"]
+                task.completed_at, task.completed_by = completed_at, payload.assignee_public_id
             elif task.completed_at != completed_at:
                 raise Rejected(
                     f"task {task.public_id} completed at {completed_at.isoformat()} "
                     f"but already recorded as completed at {task.completed_at.isoformat()}"
                 )
             fold.rank(task)
-        case "TaskPriced":
-            task = fold.task(data["task_public_id"])
-            price = (data["assign_fee_cents"], data["reward_cents"])
+        case TaskPriced():
+            task = fold.task(payload.task_public_id)
+            price = (payload.assign_fee_cents, payload.reward_cents)
             if task.assign_fee_cents is None or task.reward_cents is None:  # set once (B3)
                 task.assign_fee_cents, task.reward_cents = price
             elif (task.assign_fee_cents, task.reward_cents) != price:
                 raise Rejected(f"task {task.public_id} priced twice with different prices")
             fold.rank(task)
-        case "TransactionApplied":
-            kind = data["kind"]
+        case TransactionApplied():
+            kind = payload.kind
             if kind in ("assign_fee", "reward"):
-                fees, rewards = earnings_effect(kind, data["debit_cents"], data["credit_cents"])
+                fees, rewards = earnings_effect(kind, payload.debit_cents, payload.credit_cents)
                 fold.add_to_day(
-                    date.fromisoformat(data["business_date"]),
+                    date.fromisoformat(payload.business_date),
                     fees_cents=fees,
                     rewards_cents=rewards,
                     fee_count=int(kind == "assign_fee"),
                     reward_count=int(kind == "reward"),
                 )
-            moved = stamp(parse_instant(data["applied_at"]), data["transaction_public_id"])
-            owner = data["owner_public_id"]
+            moved = stamp(parse_instant(payload.applied_at), payload.transaction_public_id)
+            owner = payload.owner_public_id
             if owner not in fold.balances or is_newer(moved, fold.balances[owner][0]):
-                fold.balances[owner] = (moved, data["balance_after_cents"])
-        case "PayoutMade":
-            day = date.fromisoformat(data["business_date"])
-            fold.add_to_day(day, payouts_cents=data["amount_cents"])
-        case "DayClosed":
-            fold.closed.setdefault(date.fromisoformat(data["business_date"]), event.event_time)
-        case name:
-            raise ValueError(f"analytics does not project {name} in runs")
+                fold.balances[owner] = (moved, payload.balance_after_cents)
+        case PayoutMade():
+            day = date.fromisoformat(payload.business_date)
+            fold.add_to_day(day, payouts_cents=payload.amount_cents)
+        case DayClosed():
+            fold.closed.setdefault(date.fromisoformat(payload.business_date), event.event_time)
+        case _:
+            assert_never(payload)
 
 
-async def _read_tasks(connection: AsyncConnection, events: Sequence[Event]) -> dict[str, _Task]:
+async def _read_tasks(
+    connection: AsyncConnection, payloads: Sequence[Projected]
+) -> dict[str, _Task]:
     ids = {
-        event.data.get("task_public_id") or event.data["public_id"]
-        for event in events
-        if event.event_name.startswith("Task")
+        p.public_id if isinstance(p, TaskCreated) else p.task_public_id
+        for p in payloads
+        if isinstance(p, TaskCreated | TaskAssigned | TaskCompleted | TaskPriced)
     }
     if not ids:
         return {}

@@ -11,6 +11,14 @@ from sqlalchemy import select
 
 from ates.platform.db import Database
 from ates.platform.uow import UnitOfWork
+from ates.schemas.accounts import (
+    AccountCreated,
+    AccountDeactivated,
+    AccountPasswordReset,
+    AccountRoleChanged,
+    AccountUpdated,
+    as_role,
+)
 from ates.services.auth import domain
 from ates.services.auth.models import LoginThrottle, Person
 from ates.services.auth.oauth.store import revoke_person_tokens
@@ -92,14 +100,13 @@ async def create_person(uow: UnitOfWork, command: CreatePerson) -> Person:
     session.add(person)
     await session.flush()
     await uow.emit(
-        "AccountCreated",
-        {
-            "public_id": person.public_id,
-            "username": person.username,
-            "email": person.email,
-            "full_name": person.full_name,
-            "role": person.role,
-        },
+        AccountCreated(
+            public_id=person.public_id,
+            username=person.username,
+            email=person.email,
+            full_name=person.full_name,
+            role=as_role(person.role),
+        )
     )
     await uow.commit()
     return person
@@ -148,13 +155,12 @@ async def change_person(uow: UnitOfWork, command: ChangePerson) -> Person:
     await session.flush()
     if plan.role_changed:
         await uow.emit(
-            "AccountRoleChanged",
-            {"public_id": person.public_id, "old_role": old_role, "new_role": person.role},
+            AccountRoleChanged(person.public_id, as_role(old_role), as_role(person.role))
         )
     if plan.deactivated:
         await revoke_person_tokens(session, person.public_id, datetime.now(UTC))
-        await uow.emit("AccountDeactivated", {"public_id": person.public_id})
-    await uow.emit("AccountUpdated", {"public_id": person.public_id, **person_fields(person)})
+        await uow.emit(AccountDeactivated(person.public_id))
+    await uow.emit(account_updated(person))
     await uow.commit()
     return person
 
@@ -185,10 +191,7 @@ async def reset_password(uow: UnitOfWork, command: ResetPassword) -> tuple[Perso
     person.password_hash = await new_password_hash(one_time)
     person.must_change_password = True
     await revoke_person_tokens(session, person.public_id, datetime.now(UTC))
-    await uow.emit(
-        "AccountPasswordReset",
-        {"public_id": person.public_id, "reset_by_public_id": command.actor_public_id},
-    )
+    await uow.emit(AccountPasswordReset(person.public_id, command.actor_public_id))
     await uow.commit()
     return person, one_time
 
@@ -207,15 +210,17 @@ async def choose_password(uow: UnitOfWork, public_id: str, password: str) -> Per
     return person
 
 
-def person_fields(person: Person) -> dict[str, object]:
+def account_updated(person: Person) -> AccountUpdated:
+    """The person's full profile, as ``AccountUpdated`` announces it."""
     p = profile(person)
-    return {
-        "username": p.username,
-        "email": p.email,
-        "full_name": p.full_name,
-        "role": p.role,
-        "active": p.active,
-    }
+    return AccountUpdated(
+        public_id=person.public_id,
+        username=p.username,
+        email=p.email,
+        full_name=p.full_name,
+        role=as_role(p.role),
+        active=p.active,
+    )
 
 
 # --- signing in ------------------------------------------------------------------------

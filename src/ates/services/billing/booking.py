@@ -24,7 +24,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -32,6 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ates.platform.consumer import Rejected
 from ates.platform.events import Event
 from ates.platform.uow import UnitOfWork
+from ates.schemas import payload_of
+from ates.schemas.billing import TaskPriced, TransactionApplied, as_kind
+from ates.schemas.tasks import TaskAssigned, TaskCompleted, TaskCreated
 from ates.services.billing import domain, ledger
 from ates.services.billing.models import (
     COMPANY_ACCOUNT_ID,
@@ -134,35 +137,46 @@ class _Run:
         return now
 
 
+TaskEvent = TaskCreated | TaskAssigned | TaskCompleted
+
+
+def task_event(event: Event) -> TaskEvent:
+    """The typed payload of a task event (a v1 ``TaskCreated`` arrives upcast to v2)."""
+    payload = payload_of(event)
+    if not isinstance(payload, TaskEvent):
+        raise ValueError(f"not a task event: {event.event_name}")
+    return payload
+
+
 async def book_task_events(events: Sequence[Event], uow: UnitOfWork, rng: random.Random) -> None:
     """Apply a run of task events in order (see the module's docstring)."""
+    payloads = [task_event(event) for event in events]
     connection = await uow.session.connection()
-    run = await _read(connection, uow, events)
+    run = await _read(connection, uow, events, payloads)
     now = datetime.now(UTC)
-    for event in events:
-        data = event.data
-        match event.event_name:
-            case "TaskCreated":  # a v1 event arrives upcast: the jira id is out of the title
-                task = await _priced(run, uow, event, data["public_id"], rng, now)
-                task.title, task.jira_id = data["title"], data.get("jira_id")
-                run.names[data["public_id"]] = (task.title, task.jira_id)
-            case "TaskAssigned":
-                task_id = data["task_public_id"]
+    for event, payload in zip(events, payloads, strict=True):
+        match payload:
+            case TaskCreated():
+                task = await _priced(run, uow, event, payload.public_id, rng, now)
+                task.title, task.jira_id = payload.title, payload.jira_id
+                run.names[payload.public_id] = (task.title, task.jira_id)
+            case TaskAssigned():
+                task_id = payload.task_public_id
                 task = await _priced(run, uow, event, task_id, rng, now)
-                shuffled = data["reason"] == "shuffle"
+                shuffled = payload.reason == "shuffle"
                 await _post(
                     run,
                     uow,
                     event,
-                    domain.fee_posting(data["assignee_public_id"], task.price),
+                    domain.fee_posting(payload.assignee_public_id, task.price),
                     domain.Reason.SHUFFLED if shuffled else domain.Reason.ASSIGNED,
                     task_id,
                     task,
                     event.event_time,  # the moment tasks assigned it, not when we heard of it
                 )
-            case "TaskCompleted":
-                task_id = data["task_public_id"]
-                completed_at = _moment(data["completed_at"], "completed_at")
+            case TaskCompleted():
+                task_id = payload.task_public_id
+                completed_at = _moment(payload.completed_at, "completed_at")
                 task = await _priced(run, uow, event, task_id, rng, now)
                 if str(event.event_id) in run.booked:
                     continue
@@ -175,23 +189,30 @@ async def book_task_events(events: Sequence[Event], uow: UnitOfWork, rng: random
                     run,
                     uow,
                     event,
-                    domain.reward_posting(data["assignee_public_id"], task.price),
+                    domain.reward_posting(payload.assignee_public_id, task.price),
                     domain.Reason.COMPLETED,
                     task_id,
                     task,
                     completed_at,
                 )
-            case name:
-                raise ValueError(f"not a task event: {name}")
+            case _:
+                assert_never(payload)
     await _write(connection, run)
 
 
 # --- reading the working set ----------------------------------------------------------------
 
 
-async def _read(connection: AsyncConnection, uow: UnitOfWork, events: Sequence[Event]) -> _Run:
-    task_ids = list({e.data.get("public_id") or e.data["task_public_id"] for e in events})
-    owners = {e.data["assignee_public_id"] for e in events if "assignee_public_id" in e.data}
+async def _read(
+    connection: AsyncConnection,
+    uow: UnitOfWork,
+    events: Sequence[Event],
+    payloads: Sequence[TaskEvent],
+) -> _Run:
+    task_ids = list(
+        {p.public_id if isinstance(p, TaskCreated) else p.task_public_id for p in payloads}
+    )
+    owners = {p.assignee_public_id for p in payloads if not isinstance(p, TaskCreated)}
     books = await ledger.books(uow.session)  # a share lock: no day closes meanwhile
     tasks = {
         row.public_id: _Task(
@@ -260,13 +281,7 @@ async def _priced(
         }
     )
     await uow.emit(
-        "TaskPriced",
-        {
-            "task_public_id": task_public_id,
-            "assign_fee_cents": price.assign_fee_cents,
-            "reward_cents": price.reward_cents,
-        },
-        caused_by=event,
+        TaskPriced(task_public_id, price.assign_fee_cents, price.reward_cents), caused_by=event
     )
     return task
 
@@ -313,19 +328,18 @@ async def _post(
     )
     run.postings.append(booked)
     await uow.emit(
-        "TransactionApplied",
-        {
-            "transaction_public_id": booked.public_id,
-            "owner_public_id": posting.owner,
-            "kind": posting.kind.value,
-            "debit_cents": posting.debit_cents,
-            "credit_cents": posting.credit_cents,
-            "balance_after_cents": run.moved[run.account_ids[posting.owner]],
-            "task_public_id": task_public_id,
-            "business_date": day.isoformat(),
-            "applied_at": booked.applied_at.isoformat().replace("+00:00", "Z"),
-            "description": description,
-        },
+        TransactionApplied(
+            transaction_public_id=booked.public_id,
+            owner_public_id=posting.owner,
+            kind=as_kind(posting.kind),
+            debit_cents=posting.debit_cents,
+            credit_cents=posting.credit_cents,
+            balance_after_cents=run.moved[run.account_ids[posting.owner]],
+            task_public_id=task_public_id,
+            business_date=day.isoformat(),
+            applied_at=booked.applied_at.isoformat().replace("+00:00", "Z"),
+            description=description,
+        ),
         caused_by=event,
     )
 

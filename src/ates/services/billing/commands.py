@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ates.platform.uow import UnitOfWork
+from ates.schemas.billing import DayClosed, PayoutMade
 from ates.services.billing import domain, ledger
 from ates.services.billing.models import Account, ClosedDay, Entry, Transaction
 
@@ -101,10 +102,7 @@ async def _close_one(uow: UnitOfWork, day: date, now: datetime) -> list[Payout]:
         if transaction is None:  # cannot happen while the books row is locked
             raise RuntimeError(f"payout of {owner} for {day} already booked")
         payouts.append(Payout(owner, amount, transaction.public_id, day))
-        await uow.emit(
-            "PayoutMade",
-            {"owner_public_id": owner, "amount_cents": amount, "business_date": day.isoformat()},
-        )
+        await uow.emit(PayoutMade(owner, amount, day.isoformat()))
     session.add(
         ClosedDay(
             business_date=day,
@@ -114,7 +112,7 @@ async def _close_one(uow: UnitOfWork, day: date, now: datetime) -> list[Payout]:
         )
     )
     await session.flush()  # the primary key refuses a second close of the same day
-    await uow.emit("DayClosed", {"business_date": day.isoformat()})
+    await uow.emit(DayClosed(day.isoformat()))
     log.info("billing.day_closed", day=day.isoformat(), payouts=len(payouts))
     return payouts
 

@@ -18,6 +18,12 @@ from ates.platform.consumer import Batched, Handler, Rejected
 from ates.platform.events import Event
 from ates.platform.events.ordering import event_stamp, is_newer
 from ates.platform.uow import UnitOfWork
+from ates.schemas.accounts import (
+    AccountCreated,
+    AccountDeactivated,
+    AccountRoleChanged,
+    AccountUpdated,
+)
 from ates.services.billing import booking, domain, ledger
 from ates.services.billing.models import Account
 
@@ -26,40 +32,42 @@ async def _person(uow: UnitOfWork, owner_public_id: str) -> Account:
     return await ledger.person_account(uow.session, owner_public_id)
 
 
-def _set_profile(account: Account, event: Event) -> None:
-    data, at = event.data, event_stamp(event)
+def _set_profile(account: Account, profile: AccountCreated | AccountUpdated, at: str) -> None:
     if is_newer(at, account.profile_stamp):
-        account.owner_name = data["full_name"]
-        account.owner_email = data["email"]
-        account.owner_username = data["username"]
+        account.owner_name = profile.full_name
+        account.owner_email = profile.email
+        account.owner_username = profile.username
         account.profile_stamp = at
     if is_newer(at, account.role_stamp):
-        account.owner_role = data["role"]
+        account.owner_role = profile.role
         account.role_stamp = at
 
 
 async def on_account_created(event: Event, uow: UnitOfWork) -> None:
-    _set_profile(await _person(uow, event.data["public_id"]), event)
+    created = AccountCreated.of(event)
+    _set_profile(await _person(uow, created.public_id), created, event_stamp(event))
 
 
 async def on_account_updated(event: Event, uow: UnitOfWork) -> None:
-    account = await _person(uow, event.data["public_id"])
-    _set_profile(account, event)
-    if is_newer(at := event_stamp(event), account.active_stamp):
-        account.active = bool(event.data["active"])
+    updated, at = AccountUpdated.of(event), event_stamp(event)
+    account = await _person(uow, updated.public_id)
+    _set_profile(account, updated, at)
+    if is_newer(at, account.active_stamp):
+        account.active = updated.active
         account.active_stamp = at
 
 
 async def on_account_role_changed(event: Event, uow: UnitOfWork) -> None:
-    account = await _person(uow, event.data["public_id"])
+    changed = AccountRoleChanged.of(event)
+    account = await _person(uow, changed.public_id)
     if is_newer(at := event_stamp(event), account.role_stamp):
-        account.owner_role = event.data["new_role"]
+        account.owner_role = changed.new_role
         account.role_stamp = at
 
 
 async def on_account_deactivated(event: Event, uow: UnitOfWork) -> None:
     # The account stays open: money already earned is still paid out at the day's end.
-    account = await _person(uow, event.data["public_id"])
+    account = await _person(uow, AccountDeactivated.of(event).public_id)
     if is_newer(at := event_stamp(event), account.active_stamp):
         account.active = False
         account.active_stamp = at

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ates.platform.sql import insert_for
 from ates.platform.uow import UnitOfWork
+from ates.schemas.billing import TaskPriced, TransactionApplied, as_kind
 from ates.services.billing import domain
 from ates.services.billing.models import (
     CASH_ACCOUNT_ID,
@@ -108,14 +109,7 @@ async def priced_task(
             )
         )
         if inserted.rowcount == 1:  # type: ignore[attr-defined]
-            await uow.emit(
-                "TaskPriced",
-                {
-                    "task_public_id": task_public_id,
-                    "assign_fee_cents": price.assign_fee_cents,
-                    "reward_cents": price.reward_cents,
-                },
-            )
+            await uow.emit(TaskPriced(task_public_id, price.assign_fee_cents, price.reward_cents))
             return PricedTask(task_public_id, price)
         row = (await session.execute(query)).one()  # another process priced it first
     fee, reward, title, jira_id = row
@@ -253,19 +247,18 @@ async def post(
     balances = await _move_balances(session, posting, account_ids)
     owner_balance = balances[account_ids[posting.owner]]
     await uow.emit(
-        "TransactionApplied",
-        {
-            "transaction_public_id": public_id,
-            "owner_public_id": posting.owner,
-            "kind": posting.kind.value,
-            "debit_cents": posting.debit_cents,
-            "credit_cents": posting.credit_cents,
-            "balance_after_cents": owner_balance,
-            "task_public_id": task.public_id if task else None,
-            "business_date": business_date.isoformat(),
-            "applied_at": applied_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-            "description": description,
-        },
+        TransactionApplied(
+            transaction_public_id=public_id,
+            owner_public_id=posting.owner,
+            kind=as_kind(posting.kind),
+            debit_cents=posting.debit_cents,
+            credit_cents=posting.credit_cents,
+            balance_after_cents=owner_balance,
+            task_public_id=task.public_id if task else None,
+            business_date=business_date.isoformat(),
+            applied_at=applied_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            description=description,
+        )
     )
     return Posted(transaction_id, public_id, owner_balance)
 

@@ -20,28 +20,32 @@ from ates.platform.events import Event
 from ates.platform.events.ordering import event_stamp, is_newer
 from ates.platform.sql import insert_for
 from ates.platform.uow import UnitOfWork
+from ates.schemas import payload_of
+from ates.schemas.accounts import AccountCreated, AccountUpdated
+from ates.schemas.billing import PayoutMade
+from ates.schemas.tasks import TaskAssigned, TaskCreated
 from ates.services.notifications.domain import PAYOUT, TASK_ASSIGNED
 from ates.services.notifications.models import Notice, Person, TaskCopy
 
 
-async def _set_profile(uow: UnitOfWork, data: dict[str, Any], at: str) -> None:
-    person = await uow.session.scalar(select(Person).where(Person.public_id == data["public_id"]))
+async def _set_profile(uow: UnitOfWork, profile: AccountCreated | AccountUpdated, at: str) -> None:
+    person = await uow.session.scalar(select(Person).where(Person.public_id == profile.public_id))
     if person is None:
-        person = Person(public_id=data["public_id"])
+        person = Person(public_id=profile.public_id)
         uow.session.add(person)
     if is_newer(at, person.profile_stamp):
-        person.username = data["username"]
-        person.full_name = data["full_name"]
-        person.email = data["email"]
+        person.username = profile.username
+        person.full_name = profile.full_name
+        person.email = profile.email
         person.profile_stamp = at
 
 
 async def on_account_created(event: Event, uow: UnitOfWork) -> None:
-    await _set_profile(uow, event.data, event_stamp(event))
+    await _set_profile(uow, AccountCreated.of(event), event_stamp(event))
 
 
 async def on_account_updated(event: Event, uow: UnitOfWork) -> None:
-    await _set_profile(uow, event.data, event_stamp(event))
+    await _set_profile(uow, AccountUpdated.of(event), event_stamp(event))
 
 
 async def record(events: Sequence[Event], uow: UnitOfWork) -> None:
@@ -51,31 +55,30 @@ async def record(events: Sequence[Event], uow: UnitOfWork) -> None:
     notices: list[dict[str, Any]] = []
     now = datetime.now(UTC)
     for event in events:
-        data = event.data
-        match event.event_name:
-            case "TaskCreated":  # v2 whatever the producer sent: v1 is upcast on arrival
-                copies[data["public_id"]] = {
-                    "public_id": data["public_id"],
-                    "title": data["title"],
-                    "jira_id": data["jira_id"],
+        match payload_of(event):
+            case TaskCreated() as created:  # v2 whatever the producer sent: v1 is upcast
+                copies[created.public_id] = {
+                    "public_id": created.public_id,
+                    "title": created.title,
+                    "jira_id": created.jira_id,
                 }
-            case "TaskAssigned":
+            case TaskAssigned() as assigned:
                 notices.append(
                     _notice(
                         kind=TASK_ASSIGNED,
-                        person_public_id=data["assignee_public_id"],
-                        task_public_id=data["task_public_id"],
-                        reason=data["reason"],
+                        person_public_id=assigned.assignee_public_id,
+                        task_public_id=assigned.task_public_id,
+                        reason=assigned.reason,
                         created_at=now,
                     )
                 )
-            case "PayoutMade":
+            case PayoutMade() as payout:
                 notices.append(
                     _notice(
                         kind=PAYOUT,
-                        person_public_id=data["owner_public_id"],
-                        amount_cents=data["amount_cents"],
-                        business_date=date.fromisoformat(data["business_date"]),
+                        person_public_id=payout.owner_public_id,
+                        amount_cents=payout.amount_cents,
+                        business_date=date.fromisoformat(payout.business_date),
                         created_at=now,
                     )
                 )

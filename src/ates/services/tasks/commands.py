@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from sqlalchemy import Table, bindparam, insert, select, update
 
 from ates.platform.uow import UnitOfWork
+from ates.schemas.tasks import TaskAssigned, TaskCompleted, TaskCreated
 from ates.services.tasks import domain, queries
-from ates.services.tasks.domain import Assignment, NoActiveWorker
+from ates.services.tasks.domain import NoActiveWorker
 from ates.services.tasks.models import AssignmentRecord, Task
 
 
@@ -67,30 +68,22 @@ async def create_task(uow: UnitOfWork, command: CreateTask) -> Task:
         completed_at=None,
         created_by_public_id=command.created_by,
     )
-    assignment = Assignment(task.public_id, assignee, None, reason="created")
+    assignment = TaskAssigned(task.public_id, assignee, None, reason="created", shuffle_id=None)
     # Prebuilt INSERTs, not the ORM's unit of work: the request's hot path (the returned
     # object is detached, filled with exactly what was stored). The history row goes in
     # the same transaction as the task and its events.
     connection = await uow.session.connection()
     await connection.execute(_INSERT_TASK, {c: getattr(task, c) for c in _NEW_TASK_COLUMNS})
     await connection.execute(_INSERT_ASSIGNMENT, history_row(assignment, task.created_at))
-    await uow.emit(
-        "TaskCreated",
-        {
-            "public_id": task.public_id,
-            "title": task.title,
-            "jira_id": task.jira_id,
-            "description": task.description,
-        },
-    )
-    await uow.emit("TaskAssigned", assignment.event_data())
+    await uow.emit(TaskCreated(task.public_id, task.title, task.jira_id, task.description))
+    await uow.emit(assignment)
     await uow.commit()
     return task
 
 
-def history_row(assignment: Assignment, at: datetime) -> dict[str, object]:
-    """The ``assignments`` row of one assignment (what its ``TaskAssigned`` says)."""
-    return {**assignment.event_data(), "assigned_at": at}
+def history_row(assignment: TaskAssigned, at: datetime) -> dict[str, object]:
+    """The ``assignments`` row of one assignment: what its ``TaskAssigned`` says."""
+    return {**assignment.to_data(), "assigned_at": at}
 
 
 async def complete_task(uow: UnitOfWork, task_public_id: str, by: str) -> Task:
@@ -109,12 +102,11 @@ async def complete_task(uow: UnitOfWork, task_public_id: str, by: str) -> Task:
         _COMPLETE, {"task_id": task.id, "status": task.status, "completed_at": task.completed_at}
     )
     await uow.emit(
-        "TaskCompleted",
-        {
-            "task_public_id": task.public_id,
-            "assignee_public_id": task.assignee_public_id,
-            "completed_at": task.completed_at.isoformat().replace("+00:00", "Z"),
-        },
+        TaskCompleted(
+            task_public_id=task.public_id,
+            assignee_public_id=task.assignee_public_id,
+            completed_at=task.completed_at.isoformat().replace("+00:00", "Z"),
+        )
     )
     await uow.commit()
     return task

@@ -9,13 +9,17 @@ A duplicate is stopped earlier, by the inbox.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 
 from ates.platform.events import Event
 from ates.platform.events.ordering import event_stamp, is_newer
 from ates.platform.uow import UnitOfWork
+from ates.schemas.accounts import (
+    AccountCreated,
+    AccountDeactivated,
+    AccountRoleChanged,
+    AccountUpdated,
+)
 from ates.services.tasks.models import Person
 
 
@@ -27,11 +31,11 @@ async def _person(uow: UnitOfWork, public_id: str) -> Person:
     return person
 
 
-def _set_profile(person: Person, data: dict[str, Any], at: str) -> None:
+def _set_profile(person: Person, profile: AccountCreated | AccountUpdated, at: str) -> None:
     if is_newer(at, person.profile_stamp):
-        person.username = data["username"]
-        person.full_name = data["full_name"]
-        person.email = data["email"]
+        person.username = profile.username
+        person.full_name = profile.full_name
+        person.email = profile.email
         person.profile_stamp = at
 
 
@@ -48,26 +52,29 @@ def _set_active(person: Person, active: bool, at: str) -> None:
 
 
 async def on_account_created(event: Event, uow: UnitOfWork) -> None:
-    person = await _person(uow, event.data["public_id"])
-    _set_profile(person, event.data, event_stamp(event))
-    _set_role(person, event.data["role"], event_stamp(event))
-    _set_active(person, True, event_stamp(event))
+    created, at = AccountCreated.of(event), event_stamp(event)
+    person = await _person(uow, created.public_id)
+    _set_profile(person, created, at)
+    _set_role(person, created.role, at)
+    _set_active(person, True, at)
 
 
 async def on_account_updated(event: Event, uow: UnitOfWork) -> None:
-    person = await _person(uow, event.data["public_id"])
-    _set_profile(person, event.data, event_stamp(event))
-    _set_role(person, event.data["role"], event_stamp(event))
-    _set_active(person, event.data["active"], event_stamp(event))
+    updated, at = AccountUpdated.of(event), event_stamp(event)
+    person = await _person(uow, updated.public_id)
+    _set_profile(person, updated, at)
+    _set_role(person, updated.role, at)
+    _set_active(person, updated.active, at)
 
 
 async def on_account_role_changed(event: Event, uow: UnitOfWork) -> None:
-    person = await _person(uow, event.data["public_id"])
-    _set_role(person, event.data["new_role"], event_stamp(event))
+    changed = AccountRoleChanged.of(event)
+    person = await _person(uow, changed.public_id)
+    _set_role(person, changed.new_role, event_stamp(event))
 
 
 async def on_account_deactivated(event: Event, uow: UnitOfWork) -> None:
-    person = await _person(uow, event.data["public_id"])
+    person = await _person(uow, AccountDeactivated.of(event).public_id)
     _set_active(person, False, event_stamp(event))
 
 

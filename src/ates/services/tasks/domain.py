@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Final
 
 OPEN: Final = "open"
@@ -91,26 +90,3 @@ def draw_assignees(
     if not workers:
         raise NoActiveWorker("there is no active worker to assign the task to")
     return (rng or random).choices(workers, k=count)
-
-
-# --- the people copy --------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Assignment:
-    """One task given to a worker: what a ``TaskAssigned`` says."""
-
-    task_public_id: str
-    assignee_public_id: str
-    previous_assignee_public_id: str | None
-    reason: str
-    shuffle_id: str | None = None
-
-    def event_data(self) -> dict[str, str | None]:
-        return {
-            "task_public_id": self.task_public_id,
-            "assignee_public_id": self.assignee_public_id,
-            "previous_assignee_public_id": self.previous_assignee_public_id,
-            "reason": self.reason,
-            "shuffle_id": self.shuffle_id,
-        }

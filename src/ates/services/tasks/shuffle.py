@@ -28,13 +28,13 @@ from typing import cast
 from sqlalchemy import Table, bindparam, func, insert, select, update
 
 from ates.platform.uow import UnitOfWork
+from ates.schemas.tasks import TaskAssigned
 from ates.services.tasks import queries
 from ates.services.tasks.commands import history_row
-from ates.services.tasks.domain import OPEN, Assignment, NoActiveWorker, draw_assignees
+from ates.services.tasks.domain import OPEN, NoActiveWorker, draw_assignees
 from ates.services.tasks.models import AssignmentRecord, Task
 
 BATCH_SIZE = 2_000
-SHUFFLE = "shuffle"
 
 _tasks = cast(Table, Task.__table__)
 _reassign = (
@@ -113,12 +113,12 @@ async def shuffle_batch(
         [{"task_id": row.id, "assignee": new} for row, new in zip(rows, assignees, strict=True)],
     )
     assignments = [
-        Assignment(row.public_id, new, row.assignee_public_id, SHUFFLE, shuffle_id)
+        TaskAssigned(row.public_id, new, row.assignee_public_id, "shuffle", shuffle_id)
         for row, new in zip(rows, assignees, strict=True)
     ]
     # the history in one executemany, like the reassignment itself
     now = datetime.now(UTC)
     await uow.session.execute(_record, [history_row(a, now) for a in assignments])
-    await uow.emit_many("TaskAssigned", [a.event_data() for a in assignments])
+    await uow.emit_many(assignments)
     await uow.commit()
     return Batch(len(rows), rows[-1].id)
