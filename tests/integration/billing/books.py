@@ -4,12 +4,13 @@ days, and read balances and prices back."""
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from datetime import date, datetime
 
 import sqlalchemy as sa
 
 from ates.platform.broker import Ack, Delivery, Outcome, subject_for
-from ates.platform.consumer import EventConsumer
+from ates.platform.consumer import EventConsumer, Handler
 from ates.platform.db import Database
 from ates.platform.events import Event, default_registry
 from ates.platform.tables import dead_letters
@@ -20,11 +21,18 @@ from ates.services.billing.models import Account, Transaction
 
 
 class Books:
-    def __init__(self, db: Database, rng: random.Random, inbox: str = "billing") -> None:
+    def __init__(
+        self,
+        db: Database,
+        rng: random.Random,
+        inbox: str = "billing",
+        handlers: Mapping[str, Handler] | None = None,
+    ) -> None:
+        """``handlers``: billing's own (``make_handlers(rng)``) unless a test wraps them."""
         self.db = db
         self.registry = default_registry()
         self.consumer = EventConsumer(
-            "billing", db, make_handlers(rng), self.registry, inbox_name=inbox
+            "billing", db, handlers or make_handlers(rng), self.registry, inbox_name=inbox
         )
 
     async def deliver(self, event: Event, attempt: int = 1) -> Outcome:

@@ -1,12 +1,13 @@
 """Billing's books with two "processes" (two engines) on one database at once: a day is
 paid once, an event is booked once, a task is priced once, no movement slips into a
-closing day, and the ledger refuses to be changed."""
+closing day (nor is one being booked left out of its pay), and the ledger refuses to be
+changed."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime
 
 import pytest
@@ -15,12 +16,16 @@ from sqlalchemy.exc import DBAPIError
 
 from ates.platform import migrations
 from ates.platform.broker import Ack, Retry
+from ates.platform.consumer import Batched
 from ates.platform.db import Database
 from ates.platform.events import Event
+from ates.platform.uow import UnitOfWork
+from ates.services.billing.consumers import make_handlers
 from ates.services.billing.models import ClosedDay, Entry, Transaction
 from tests.integration.billing import events as ev
 from tests.integration.billing.books import Books
-from tests.integration.database_contract.base import DatabaseBase
+from tests.integration.database_contract.base import DatabaseBase, LockWatch
+from tests.support import eventually
 
 MONDAY = date(2026, 3, 2)
 NOON = datetime(2026, 3, 2, 12, tzinfo=UTC)
@@ -142,4 +147,55 @@ class BillingContract(DatabaseBase):
                 .group_by(Entry.account_id)
             )
             assert all(cents <= 0 for _, cents in through_monday.all())
+        assert await books.problems() == []
+
+    async def test_a_close_waits_for_a_booking_in_flight_and_pays_its_movement(
+        self, pair: tuple[Books, Books], lock_watch: LockWatch
+    ) -> None:
+        """What the close's update lock on the books row is for (PostgreSQL; on SQLite the
+        one writer does it). A booking has read the books under a share lock and written
+        a reward on Monday, its transaction still open, when a close of Monday starts. The
+        close must wait for it and pay Monday with the reward. Without the lock it reads
+        Monday's balances without the reward (not committed yet), pays what it saw, and
+        closes Monday; the reward then commits onto a closed day and is never paid."""
+        books, other = pair
+        lock_watch.watch(other.db)
+        worker, task = ev.new_id(), ev.new_id()
+        await books.apply(ev.task_assigned(task, worker, at=NOON))
+        fee, reward = await books.price(task)
+        assert reward > fee, "the test wants a balance to pay once the reward is in"
+
+        inside, go_on = asyncio.Event(), asyncio.Event()
+        handlers = make_handlers(random.Random(3))
+        task_events = handlers["TaskCompleted"]
+        assert isinstance(task_events, Batched)
+
+        async def booked_then_held(events: Sequence[Event], uow: UnitOfWork) -> None:
+            await task_events.apply(events, uow)
+            inside.set()
+            await go_on.wait()  # the reward is written; its transaction stays open
+
+        held = Books(
+            books.db,
+            random.Random(3),
+            handlers={**handlers, "TaskCompleted": Batched(booked_then_held)},
+        )
+        booking = asyncio.create_task(held.deliver(ev.task_completed(task, worker, at=EVENING)))
+        try:
+            await asyncio.wait_for(inside.wait(), 10)
+            closing = asyncio.create_task(
+                other.close(MONDAY, now=datetime(2026, 3, 3, 0, 5, tzinfo=UTC))
+            )
+            await eventually(lock_watch.waiting)  # the close waits for the booking
+        finally:
+            go_on.set()  # a failed wait must not leave the booking's transaction open
+        assert await booking == Ack()
+        closed = await closing
+        assert closed.newly_closed
+        paid = [p.amount_cents for p in closed.payouts]
+        assert paid == [reward - fee], (
+            f"the close paid {paid} for Monday without the reward booked on Monday: "
+            f"{await books.balance(worker)} cents stay on a closed day"
+        )
+        assert await books.balance(worker) == 0
         assert await books.problems() == []

@@ -5,8 +5,10 @@ processes at once) and the dead letters (stored, listed, replayed once, discarde
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +16,15 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from ates.platform import deadletters, migrations
-from ates.platform.broker import Ack, Delivery, OutgoingMessage, Retry, create_broker
+from ates.platform.broker import (
+    Ack,
+    BrokerUnavailable,
+    Delivery,
+    OutgoingMessage,
+    Retry,
+    create_broker,
+)
+from ates.platform.broker.nats.adapter import NatsBroker
 from ates.platform.broker.nats.server import EmbeddedNats
 from ates.platform.consumer import EventConsumer
 from ates.platform.db import Database
@@ -45,6 +55,28 @@ async def count(db: Database, table: Any, *where: Any) -> int:
 
 async def unsent(db: Database) -> int:
     return await count(db, outbox, outbox.c.published_at.is_(None))
+
+
+class RefusingBroker(NatsBroker):
+    """The real NATS adapter, refusing every publish while ``refusing`` is on, as the port
+    says a broker that cannot confirm does (``BrokerUnavailable``). Stopping the NATS
+    server does not reliably take the relay down that path: its client buffers
+    publishes while it reconnects, and a short outage ends before the publish times
+    out. What the broker confirmed is counted per event id: NATS's dedup would hide a
+    second publish from a consumer."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.refusing = False
+        self.refused = 0
+        self.confirmed: Counter[str] = Counter()
+
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        if self.refusing:
+            self.refused += 1
+            raise BrokerUnavailable("publish refused: the broker is down")
+        await super().publish(messages)
+        self.confirmed.update(m.event_id for m in messages)
 
 
 class OutboxContract(DatabaseBase):
@@ -112,6 +144,45 @@ class OutboxContract(DatabaseBase):
         finally:
             relay_task.cancel()
             await broker.close()
+
+    async def test_rows_refused_by_the_broker_stay_unsent_then_go_out_once(
+        self, auth_db: Database, nats_url: str
+    ) -> None:
+        broker = RefusingBroker(nats_url)
+        await broker.connect()
+        relay = OutboxRelay("auth", auth_db, broker, poll_seconds=0.05, max_backoff_seconds=0.1)
+        relay_task: asyncio.Task[None] | None = None
+        try:
+            async with UnitOfWork(auth_db, "auth") as uow:
+                events = [await uow.emit("AccountCreated", person()) for _ in range(3)]
+                await uow.commit()
+            broker.refusing = True
+            # One round by hand: the refusal reaches the caller, and no row is marked.
+            with pytest.raises(BrokerUnavailable):
+                await relay.publish_pending()
+            assert await unsent(auth_db) == 3
+
+            # The relay's loop keeps trying while rows keep coming; none is marked sent.
+            relay_task = asyncio.create_task(relay.run())
+            async with UnitOfWork(auth_db, "auth") as uow:
+                events += [await uow.emit("AccountCreated", person()) for _ in range(2)]
+                await uow.commit()
+            tried = broker.refused
+            await eventually(lambda: _true(broker.refused >= tried + 3))
+            assert await unsent(auth_db) == 5, "a row refused by the broker was marked sent"
+            assert not broker.confirmed
+
+            broker.refusing = False
+            await eventually(lambda: _none_unsent(auth_db))
+        finally:
+            if relay_task is not None:
+                relay_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay_task
+            await broker.close()
+        assert broker.confirmed == Counter(str(e.event_id) for e in events), (
+            "every row published exactly once"
+        )
 
 
 class InboxContract(DatabaseBase):
