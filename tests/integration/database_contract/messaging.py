@@ -154,7 +154,7 @@ class OutboxContract(DatabaseBase):
         relay_task: asyncio.Task[None] | None = None
         try:
             async with UnitOfWork(auth_db, "auth") as uow:
-                events = [await uow.emit("AccountCreated", person()) for _ in range(3)]
+                events = [await uow.emit(AccountCreated.from_data(person())) for _ in range(3)]
                 await uow.commit()
             broker.refusing = True
             # One round by hand: the refusal reaches the caller, and no row is marked.
@@ -165,7 +165,7 @@ class OutboxContract(DatabaseBase):
             # The relay's loop keeps trying while rows keep coming; none is marked sent.
             relay_task = asyncio.create_task(relay.run())
             async with UnitOfWork(auth_db, "auth") as uow:
-                events += [await uow.emit("AccountCreated", person()) for _ in range(2)]
+                events += [await uow.emit(AccountCreated.from_data(person())) for _ in range(2)]
                 await uow.commit()
             tried = broker.refused
             await eventually(lambda: _true(broker.refused >= tried + 3))
