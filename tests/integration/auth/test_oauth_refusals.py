@@ -41,6 +41,12 @@ async def _get(auth: AuthServer, path: str, token: str) -> httpx.Response:
         return await http.get(f"{auth.url}{path}", headers={"Authorization": f"Bearer {token}"})
 
 
+def _refused_with(response: httpx.Response, error: str, status: int = 400) -> None:
+    """An OAuth error answer (RFC 6749 §5.2): ``status`` and the ``error`` code."""
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == error
+
+
 async def _refused_everywhere(auth: AuthServer, token: str) -> None:
     for path in ("/api/me", "/oauth/userinfo"):
         response = await _get(auth, path, token)
@@ -123,12 +129,8 @@ async def test_a_reused_code_is_refused_and_revokes_what_it_issued(
     first = await exchange(auth, code, started.verifier)
     assert first.status_code == 200, first.text
 
-    again = await exchange(auth, code, started.verifier)
-    assert again.status_code == 400
-    assert again.json()["error"] == "invalid_grant"
-    revoked = await refresh(auth, first.json()["refresh_token"])
-    assert revoked.status_code == 400
-    assert revoked.json()["error"] == "invalid_grant"
+    _refused_with(await exchange(auth, code, started.verifier), "invalid_grant")
+    _refused_with(await refresh(auth, first.json()["refresh_token"]), "invalid_grant")
 
 
 async def test_a_missing_or_wrong_pkce_verifier_is_refused(
@@ -136,17 +138,12 @@ async def test_a_missing_or_wrong_pkce_verifier_is_refused(
 ) -> None:
     await auth.person("polly")
     code, started = await authorize(auth, browser, "polly")
-    missing = await exchange(auth, code, None)
-    assert missing.status_code == 400
-    assert missing.json()["error"] == "invalid_request"
+    _refused_with(await exchange(auth, code, None), "invalid_request")
     # a failed exchange burns the code: it cannot be retried with the right verifier
-    burnt = await exchange(auth, code, started.verifier)
-    assert burnt.json()["error"] == "invalid_grant"
+    _refused_with(await exchange(auth, code, started.verifier), "invalid_grant")
 
     code, started = await authorize(auth, browser, "polly")
-    wrong = await exchange(auth, code, started.verifier[::-1])
-    assert wrong.status_code == 400
-    assert wrong.json()["error"] == "invalid_grant"
+    _refused_with(await exchange(auth, code, started.verifier[::-1]), "invalid_grant")
 
     code, started = await authorize(auth, browser, "polly")
     assert (await exchange(auth, code, started.verifier)).status_code == 200
@@ -205,8 +202,7 @@ async def test_no_implicit_and_no_password_grant(auth: AuthServer) -> None:
     assert parse_qs(urlsplit(answer.headers["location"]).query)["error"] == [
         "unsupported_response_type"
     ]
-    assert password.status_code == 400
-    assert password.json()["error"] == "unsupported_grant_type"
+    _refused_with(password, "unsupported_grant_type")
 
 
 async def test_a_replayed_refresh_token_revokes_the_whole_family(
@@ -220,12 +216,8 @@ async def test_a_replayed_refresh_token_revokes_the_whole_family(
     assert second["refresh_token"] != first["refresh_token"]
     assert (await _get(auth, "/api/me", second["access_token"])).status_code == 200
 
-    replay = await refresh(auth, first["refresh_token"])
-    assert replay.status_code == 400
-    assert replay.json()["error"] == "invalid_grant"
-    family_gone = await refresh(auth, second["refresh_token"])
-    assert family_gone.status_code == 400
-    assert family_gone.json()["error"] == "invalid_grant"
+    _refused_with(await refresh(auth, first["refresh_token"]), "invalid_grant")  # a replay
+    _refused_with(await refresh(auth, second["refresh_token"]), "invalid_grant")  # its family
 
 
 async def test_a_dashboard_client_must_present_its_secret(
@@ -233,41 +225,24 @@ async def test_a_dashboard_client_must_present_its_secret(
 ) -> None:
     await auth.person("polly")
     callback = f"{auth.settings.public_url('billing')}/oauth/callback"
-    secret = first_party_client_secret(auth.settings, "billing")
 
-    code, started = await authorize(
-        auth, browser, "polly", client_id="billing", redirect_uri=callback
-    )
-    without = await exchange(
-        auth, code, started.verifier, client_id="billing", redirect_uri=callback
-    )
-    assert without.status_code == 401
-    assert without.json()["error"] == "invalid_client"
+    async def signed_in_and_exchanged(client_secret: str | None) -> httpx.Response:
+        code, started = await authorize(
+            auth, browser, "polly", client_id="billing", redirect_uri=callback
+        )
+        return await exchange(
+            auth,
+            code,
+            started.verifier,
+            client_id="billing",
+            client_secret=client_secret,
+            redirect_uri=callback,
+        )
 
-    code, started = await authorize(
-        auth, browser, "polly", client_id="billing", redirect_uri=callback
-    )
-    wrong = await exchange(
-        auth,
-        code,
-        started.verifier,
-        client_id="billing",
-        client_secret="x" * 64,
-        redirect_uri=callback,
-    )
+    _refused_with(await signed_in_and_exchanged(None), "invalid_client", 401)
+    wrong = await signed_in_and_exchanged("x" * 64)
     assert wrong.status_code == 401
-
-    code, started = await authorize(
-        auth, browser, "polly", client_id="billing", redirect_uri=callback
-    )
-    right = await exchange(
-        auth,
-        code,
-        started.verifier,
-        client_id="billing",
-        client_secret=secret,
-        redirect_uri=callback,
-    )
+    right = await signed_in_and_exchanged(first_party_client_secret(auth.settings, "billing"))
     assert right.status_code == 200, right.text
     assert "refresh_token" not in right.json()  # dashboards keep a session, not tokens
 
