@@ -109,13 +109,13 @@ async def service_harness(
 
 
 class FailingHandler:
-    """The ``AccountCreated`` handler of a test service: raises what ``failure`` makes
-    until ``fixed`` (a bug, a database away), then applies; a person named
+    """The ``AccountCreated`` handler of a test service: raises ``failure`` until
+    ``fixed`` (a bug, a database away), then applies; a person named
     :data:`REJECTED_NAME` is refused for good."""
 
     REJECTED_NAME = "rejected-one"
 
-    def __init__(self, failure: Callable[[], Exception]) -> None:
+    def __init__(self, failure: Exception) -> None:
         self.failure = failure
         self.fixed = False
         self.applied: list[str] = []
@@ -124,7 +124,7 @@ class FailingHandler:
         if event.data["username"] == self.REJECTED_NAME:
             raise Rejected("no such person may exist")
         if not self.fixed:
-            raise self.failure()
+            raise self.failure.with_traceback(None)  # a fresh traceback each time
         self.applied.append(str(event.event_id))
 
 

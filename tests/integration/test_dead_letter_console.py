@@ -37,11 +37,6 @@ pytestmark = pytest.mark.integration
 SAME_SITE = {"Origin": "http://notifications"}  # what a browser sends from the page itself
 
 
-def bug() -> Exception:
-    """What the handler raises until fixed."""
-    return RuntimeError("bug: no such column people.nickname")
-
-
 @pytest.fixture
 def settings(tmp_path: Path, nats_url: str) -> Settings:
     return make_settings(
@@ -66,7 +61,7 @@ async def dlq_list(settings: Settings) -> list[dict[str, object]]:
 async def test_a_letter_is_replayed_from_the_page_after_the_fix_and_applied_once(
     settings: Settings, tokens: TokenFactory
 ) -> None:
-    handler = FailingHandler(bug)
+    handler = FailingHandler(RuntimeError("bug: no such column people.nickname"))
     broken, other = account_created(username="broken-one"), account_created(username="other")
     async with failing_service(settings, tokens, handler) as service:
         runtime, http = service.runtime, service.client
@@ -144,7 +139,7 @@ async def test_a_letter_is_replayed_from_the_page_after_the_fix_and_applied_once
 async def test_only_an_admin_may_see_or_press_and_never_from_another_site(
     settings: Settings, tokens: TokenFactory
 ) -> None:
-    handler = FailingHandler(bug)
+    handler = FailingHandler(RuntimeError("bug: no such column people.nickname"))
     async with failing_service(settings, tokens, handler) as service:
         runtime, http = service.runtime, service.client
         await publish(settings, account_created(username="broken-one"))

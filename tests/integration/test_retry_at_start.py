@@ -34,11 +34,6 @@ pytestmark = pytest.mark.integration
 REJECTED_NAME = FailingHandler.REJECTED_NAME
 
 
-def database_away() -> Exception:
-    """What the handler raises until fixed: a transient failure."""
-    return ConnectionError("the database went away")
-
-
 @pytest.fixture
 def settings(tmp_path: Path, nats_url: str) -> Settings:
     return make_settings(
@@ -89,7 +84,7 @@ async def dead_letter_three_kinds(
 async def test_a_transient_failure_is_retried_at_start_and_applied_once(
     settings: Settings, tokens: TokenFactory
 ) -> None:
-    handler = FailingHandler(database_away)
+    handler = FailingHandler(ConnectionError("the database went away"))
     transient = await dead_letter_three_kinds(settings, tokens, handler)
     assert handler.applied == []
 
@@ -124,7 +119,7 @@ async def test_retries_stop_at_the_limit_with_the_last_outcome(
 ) -> None:
     """The retries of successive starts, run one after the other (the start-up job runs
     ``retry_transient`` once): the handler stays broken, the limit is 2."""
-    handler = FailingHandler(database_away)
+    handler = FailingHandler(ConnectionError("the database went away"))
     await dead_letter_three_kinds(settings, tokens, handler)
     no_start_job = settings.model_copy(update={"dead_letter_retries_at_start": 0})
     async with failing_service(no_start_job, tokens, handler) as service:

@@ -36,6 +36,19 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _authorize_url(auth: AuthServer, response_type: str, **params: str) -> str:
+    """An authorization request of ``ates-cli`` made by hand: ``authorization_request``
+    always asks for a code with an S256 challenge."""
+    return prepare_grant_uri(
+        f"{auth.url}/oauth/authorize",
+        client_id="ates-cli",
+        response_type=response_type,
+        redirect_uri=CLI_REDIRECT,
+        state="s1",
+        **params,
+    )
+
+
 async def _get(auth: AuthServer, path: str, token: str) -> httpx.Response:
     async with httpx.AsyncClient(timeout=10) as http:
         return await http.get(f"{auth.url}{path}", headers={"Authorization": f"Bearer {token}"})
@@ -162,15 +175,7 @@ async def test_authorize_requires_an_s256_challenge(
     auth: AuthServer, browser: Browser, pkce: dict[str, str]
 ) -> None:
     await auth.person("polly")
-    url = prepare_grant_uri(
-        f"{auth.url}/oauth/authorize",
-        client_id="ates-cli",
-        response_type="code",
-        redirect_uri=CLI_REDIRECT,
-        scope="openid",
-        state="s1",
-        **pkce,
-    )
+    url = _authorize_url(auth, "code", scope="openid", **pkce)
     callback = await browser.sign_in(url, "polly", "correct horse battery", stop_at=CLI_REDIRECT)
     query = parse_qs(urlsplit(callback).query)
     assert query["error"] == ["invalid_request"]
@@ -180,13 +185,7 @@ async def test_authorize_requires_an_s256_challenge(
 
 async def test_no_implicit_and_no_password_grant(auth: AuthServer) -> None:
     await auth.person("polly")
-    implicit = prepare_grant_uri(
-        f"{auth.url}/oauth/authorize",
-        client_id="ates-cli",
-        response_type="token",
-        redirect_uri=CLI_REDIRECT,
-        state="s1",
-    )
+    implicit = _authorize_url(auth, "token")
     async with httpx.AsyncClient(timeout=10) as http:
         answer = await http.get(implicit)
         password = await http.post(
