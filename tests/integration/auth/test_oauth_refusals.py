@@ -39,7 +39,7 @@ def _unb64(text: str) -> bytes:
 def _authorize_url(auth: AuthServer, response_type: str, **params: str) -> str:
     """An authorization request of ``ates-cli`` made by hand: ``authorization_request``
     always asks for a code with an S256 challenge."""
-    return prepare_grant_uri(
+    url: str = prepare_grant_uri(
         f"{auth.url}/oauth/authorize",
         client_id="ates-cli",
         response_type=response_type,
@@ -47,6 +47,7 @@ def _authorize_url(auth: AuthServer, response_type: str, **params: str) -> str:
         state="s1",
         **params,
     )
+    return url
 
 
 async def _get(auth: AuthServer, path: str, token: str) -> httpx.Response:
