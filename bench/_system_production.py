@@ -32,15 +32,14 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
 
-import asyncpg
 from _system_client import BenchError, Login
 from _system_resources import Watched
 from _system_target import Seed, Target, free_port_base, settings_env, wait_connected
 
 from ates.config import PORT_OFFSETS, SERVICES
 from ates.platform.broker.kafka.server import LocalKafka
+from ates.testing.servers import throwaway_databases, throwaway_vhost
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
@@ -70,19 +69,6 @@ class BenchKafka(LocalKafka):
 
 
 @contextlib.asynccontextmanager
-async def _rabbitmq_vhost(rabbitmq: str, tag: str) -> AsyncIterator[str]:
-    vhost = f"ates-bench-{tag}"
-    await _run("rabbitmqctl", "add_vhost", vhost)
-    try:
-        user = urlsplit(rabbitmq).username or "guest"
-        await _run("rabbitmqctl", "set_permissions", "-p", vhost, user, ".*", ".*", ".*")
-        yield urlunsplit(urlsplit(rabbitmq)._replace(path="/" + quote(vhost, "")))
-    finally:
-        with contextlib.suppress(BenchError, TimeoutError):
-            await _run("rabbitmqctl", "delete_vhost", vhost)
-
-
-@contextlib.asynccontextmanager
 async def _kafka(workdir: Path) -> AsyncIterator[BenchKafka]:
     server = BenchKafka(workdir / "kafka", log_level="WARN")
     await asyncio.to_thread(server.start)
@@ -104,12 +90,6 @@ async def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 1
     if process.returncode != 0:
         raise BenchError(f"{' '.join(args[:4])} failed: {(err or out).decode().strip()}")
     return out.decode()
-
-
-def _database_url(dsn: str, name: str) -> str:
-    parts = urlsplit(dsn)
-    url = urlunsplit(parts._replace(path=f"/{name}"))
-    return url.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
 def _start(
@@ -163,25 +143,20 @@ async def production(
         raise BenchError(f"no broker {broker!r}: one of {', '.join(BROKERS)}")
     tag = uuid.uuid4().hex[:10]
     names = {service: f"ates_bench_{tag}_{service}" for service in SERVICES}
-    created: list[str] = []
     processes: list[subprocess.Popen[bytes]] = []
     log = workdir / "services.log"
     shared = [("postgres", "postgresql (shared)")]
     async with contextlib.AsyncExitStack() as cleanup:
         try:
-            maintenance = await asyncpg.connect(postgres)
-            try:
-                for name in names.values():
-                    await maintenance.execute(f'CREATE DATABASE "{name}"')
-                    created.append(name)
-            finally:
-                await maintenance.close()
+            database_urls = await cleanup.enter_async_context(throwaway_databases(postgres, names))
             kafka: BenchKafka | None = None
             if broker == "kafka":
                 kafka = await cleanup.enter_async_context(_kafka(workdir))
                 broker_url = kafka.url
             else:
-                broker_url = await cleanup.enter_async_context(_rabbitmq_vhost(rabbitmq, tag))
+                broker_url = await cleanup.enter_async_context(
+                    throwaway_vhost(rabbitmq, f"ates-bench-{tag}")
+                )
                 shared.insert(0, ("beam.smp", "rabbitmq (shared)"))
 
             first = free_port_base()
@@ -196,12 +171,7 @@ async def production(
             )
             env.setdefault("ATES_LOG_LEVEL", "WARNING")
             env.update({f"ATES_{s.upper()}_URL": url for s, url in public.items()})
-            env.update(
-                {
-                    f"ATES_{s.upper()}_DATABASE_URL": _database_url(postgres, n)
-                    for s, n in names.items()
-                }
-            )
+            env.update({f"ATES_{s.upper()}_DATABASE_URL": u for s, u in database_urls.items()})
             logins = await _prepare(env, tag)
             if seed is not None:
                 await seed(env["ATES_TASKS_DATABASE_URL"])
@@ -233,14 +203,7 @@ async def production(
                 logs=log,
             )
         finally:
-            await asyncio.to_thread(_stop, processes)  # before their broker goes
-            if created:
-                maintenance = await asyncpg.connect(postgres)
-                try:
-                    for name in created:
-                        await maintenance.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                finally:
-                    await maintenance.close()
+            await asyncio.to_thread(_stop, processes)  # before their broker and databases go
 
 
 async def _prepare(env: dict[str, str], tag: str) -> list[Login]:

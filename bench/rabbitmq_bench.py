@@ -33,12 +33,8 @@ from ates.testing.events import account_created
 from ates.testing.servers import (
     POSTGRES_DSN,
     RABBITMQ_URL,
-    create_database,
-    database_dsn,
-    drop_database,
-    rabbitmqctl,
-    sqlalchemy_url,
-    vhost_url,
+    throwaway_databases,
+    throwaway_vhost,
 )
 
 
@@ -80,43 +76,44 @@ async def consume_all(
     return started, wait
 
 
+async def measure(database_url: str, broker_url: str, events: int) -> tuple[float, float, float]:
+    """Seconds to publish ``events``, to apply them live, and to fill a new group."""
+    db = Database(database_url)
+    broker = create_broker(broker_url)
+    try:
+        await migrations.upgrade("notifications", db)
+        await broker.connect()
+        await broker.ensure_streams(["accounts"])
+        messages = [account_created() for _ in range(events)]
+
+        started, live_done = await consume_all(broker, "live", db, events)
+        await asyncio.sleep(0.5)  # the group is bound before the first publish
+        publish_start = time.perf_counter()
+        for i in range(0, events, 500):
+            await broker.publish(messages[i : i + 500])
+        publish_seconds = time.perf_counter() - publish_start
+        await live_done()
+        live_seconds = time.perf_counter() - publish_start
+
+        started, fill_done = await consume_all(broker, "late", db, events)
+        await fill_done()
+        fill_seconds = time.perf_counter() - started
+    finally:
+        await broker.close()
+        await db.dispose()
+    return publish_seconds, live_seconds, fill_seconds
+
+
 async def main(events: int, postgres: bool) -> None:
-    vhost = f"ates-bench-{uuid.uuid4().hex[:8]}"
-    await rabbitmqctl("add_vhost", vhost)
-    await rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    database_name = await create_database(POSTGRES_DSN) if postgres else None
-    with tempfile.TemporaryDirectory() as tmp:
-        url = (
-            sqlalchemy_url(database_dsn(POSTGRES_DSN, database_name))
-            if database_name
-            else f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        )
-        db = Database(url)
-        broker = create_broker(vhost_url(RABBITMQ_URL, vhost))
-        try:
-            await migrations.upgrade("notifications", db)
-            await broker.connect()
-            await broker.ensure_streams(["accounts"])
-            messages = [account_created() for _ in range(events)]
-
-            started, live_done = await consume_all(broker, "live", db, events)
-            await asyncio.sleep(0.5)  # the group is bound before the first publish
-            publish_start = time.perf_counter()
-            for i in range(0, events, 500):
-                await broker.publish(messages[i : i + 500])
-            publish_seconds = time.perf_counter() - publish_start
-            await live_done()
-            live_seconds = time.perf_counter() - publish_start
-
-            started, fill_done = await consume_all(broker, "late", db, events)
-            await fill_done()
-            fill_seconds = time.perf_counter() - started
-        finally:
-            await broker.close()
-            await db.dispose()
-            if database_name:
-                await drop_database(POSTGRES_DSN, database_name)
-            await rabbitmqctl("delete_vhost", vhost)
+    tag = uuid.uuid4().hex[:8]
+    databases = {"bench": f"ates_bench_{tag}"} if postgres else {}
+    async with (
+        throwaway_vhost(RABBITMQ_URL, f"ates-bench-{tag}") as broker_url,
+        throwaway_databases(POSTGRES_DSN, databases) as database_urls,
+    ):
+        with tempfile.TemporaryDirectory() as tmp:
+            url = database_urls.get("bench", f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
+            publish_seconds, live_seconds, fill_seconds = await measure(url, broker_url, events)
     store = "PostgreSQL" if postgres else "SQLite"
     print(f"events: {events}, consumer database: {store}")
     print(f"publish (confirmed, batches of 500): {events / publish_seconds:,.0f} events/s")

@@ -35,7 +35,7 @@ from ates.testing.servers import (
     drop_database,
     rabbitmqctl,
     sqlalchemy_url,
-    vhost_url,
+    throwaway_vhost,
 )
 from tests.rabbitmq_node import RabbitNode, rabbitmq_bin_dir
 
@@ -137,14 +137,8 @@ async def rabbitmq_url(request: pytest.FixtureRequest, rabbitmq_server: str) -> 
         node: RabbitNode = request.getfixturevalue("own_rabbitmq")
         yield node.url
         return
-    vhost = f"ates-test-{uuid.uuid4().hex[:12]}"
-    user = urlsplit(rabbitmq_server).username or "guest"
-    await rabbitmqctl("add_vhost", vhost)
-    try:
-        await rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
-        yield vhost_url(rabbitmq_server, vhost)
-    finally:
-        await rabbitmqctl("delete_vhost", vhost)
+    async with throwaway_vhost(rabbitmq_server, f"ates-test-{uuid.uuid4().hex[:12]}") as url:
+        yield url
 
 
 async def wait_for_rabbitmq(url: str, timeout: float = 60) -> None:

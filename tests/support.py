@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,15 @@ from joserfc.jwk import KeySet, RSAKey
 
 from ates.config import Settings
 from ates.platform import migrations
+from ates.platform.broker import OutgoingMessage, create_broker
+from ates.platform.consumer import Rejected
 from ates.platform.db import Database
-from ates.platform.runtime import Runtime, build_runtime
+from ates.platform.events import Event
+from ates.platform.runtime import Runtime, ServiceSpec, build_runtime
 from ates.platform.security import API_AUDIENCE, StaticJwks, TokenVerifier
 from ates.platform.service import create_app, running
 from ates.platform.tracing import Tracing
+from ates.platform.uow import UnitOfWork
 from ates.services.registry import spec
 
 ISSUER = "http://issuer.test"
@@ -82,22 +86,68 @@ class Harness:
 
 @asynccontextmanager
 async def service_harness(
-    name: str,
+    service: str | ServiceSpec,
     settings: Settings,
     tokens: TokenFactory,
     *,
     messaging: bool = True,
     tracing: Tracing | None = None,
 ) -> AsyncIterator[Harness]:
-    runtime = build_runtime(spec(name), settings, verifier=tokens.verifier(), tracing=tracing)
-    await migrations.upgrade(name, runtime.db)
-    app = create_app(spec(name), settings, runtime=runtime, messaging=False)
+    """``service``: one of aTES's services by name, or a test's own spec (whose name says
+    whose migrations its database gets)."""
+    service = spec(service) if isinstance(service, str) else service
+    runtime = build_runtime(service, settings, verifier=tokens.verifier(), tracing=tracing)
+    await migrations.upgrade(service.name, runtime.db)
+    app = create_app(service, settings, runtime=runtime, messaging=False)
     async with running(runtime, messaging=messaging):
         if messaging:
             await asyncio.wait_for(runtime.broker_ready.wait(), 20)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=f"http://{name}") as client:
+        base_url = f"http://{service.name}"
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
             yield Harness(runtime, client)
+
+
+class FailingHandler:
+    """The ``AccountCreated`` handler of a test service: raises ``failure`` until
+    ``fixed`` (a bug, a database away), then applies; a person named
+    :data:`REJECTED_NAME` is refused for good."""
+
+    REJECTED_NAME = "rejected-one"
+
+    def __init__(self, failure: Exception) -> None:
+        self.failure = failure
+        self.fixed = False
+        self.applied: list[str] = []
+
+    async def __call__(self, event: Event, uow: UnitOfWork) -> None:
+        if event.data["username"] == self.REJECTED_NAME:
+            raise Rejected("no such person may exist")
+        if not self.fixed:
+            raise self.failure.with_traceback(None)  # a fresh traceback each time
+        self.applied.append(str(event.event_id))
+
+
+def failing_service(
+    settings: Settings, tokens: TokenFactory, handler: FailingHandler
+) -> AbstractAsyncContextManager[Harness]:
+    """A test service (notifications' database) with its pages, consuming
+    ``AccountCreated`` from the broker with ``handler``: for dead letters."""
+    consumer = ServiceSpec(
+        name="notifications", title="Dead-letter test", consumes={"AccountCreated": handler}
+    )
+    return service_harness(consumer, settings, tokens)
+
+
+async def publish(settings: Settings, *messages: OutgoingMessage) -> None:
+    """Publish ``messages`` on the broker of ``settings``, as another service would."""
+    assert settings.broker_url is not None
+    broker = create_broker(settings.broker_url)
+    await broker.connect()
+    try:
+        await broker.publish(list(messages))
+    finally:
+        await broker.close()
 
 
 async def eventually(

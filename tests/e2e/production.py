@@ -33,7 +33,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -42,12 +41,7 @@ import pytest
 from ates.config import PORT_OFFSETS, SERVICES
 from ates.password_login import password_login
 from ates.platform.broker.kafka.server import LocalKafka
-from ates.testing.servers import (
-    database_dsn,
-    rabbitmqctl,
-    sqlalchemy_url,
-    vhost_url,
-)
+from ates.testing.servers import throwaway_databases, throwaway_vhost
 from tests.e2e.stack import PortBlock, clean_env, reserve_ports
 
 PUBLIC = ("auth", "tasks", "billing", "analytics")  # services with a public URL
@@ -125,14 +119,8 @@ class TopologyBroker:
 async def rabbitmq_vhost(rabbitmq_server: str) -> AsyncIterator[TopologyBroker]:
     """A fresh virtual host on the machine's RabbitMQ, deleted (with every queue and
     stream in it) afterwards."""
-    vhost = f"ates-flow-{uuid.uuid4().hex[:12]}"
-    await rabbitmqctl("add_vhost", vhost)
-    try:
-        user = urlsplit(rabbitmq_server).username or "guest"
-        await rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
-        yield TopologyBroker("rabbitmq", vhost_url(rabbitmq_server, vhost))
-    finally:
-        await rabbitmqctl("delete_vhost", vhost)
+    async with throwaway_vhost(rabbitmq_server, f"ates-flow-{uuid.uuid4().hex[:12]}") as url:
+        yield TopologyBroker("rabbitmq", url)
 
 
 @dataclass
@@ -334,45 +322,28 @@ async def production(
     broker by whoever provided it)."""
     tag = uuid.uuid4().hex[:12]
     names = {service: f"ates_flow_{tag}_{service}" for service in SERVICES}
-    created: list[str] = []
     topology: Production | None = None
-    ports = reserve_ports()
-    try:
-        maintenance = await asyncpg.connect(postgres_dsn)
+    async with throwaway_databases(postgres_dsn, names) as database_urls:
+        ports = reserve_ports()
         try:
-            for name in names.values():
-                await maintenance.execute(f'CREATE DATABASE "{name}"')
-                created.append(name)
+            data_dir = workdir / "data"
+            data_dir.mkdir(parents=True, exist_ok=True)
+            env = topology_env(
+                broker_url=broker.url,
+                database_urls=database_urls,
+                port_base=ports.base,
+                data_dir=data_dir,
+            )
+            topology = Production(
+                env=env, workdir=workdir, databases=names, broker=broker, ports=[ports]
+            )
+            await topology.ates("migrate")
+            yield topology
         finally:
-            await maintenance.close()
-
-        data_dir = workdir / "data"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        env = topology_env(
-            broker_url=broker.url,
-            database_urls={
-                s: sqlalchemy_url(database_dsn(postgres_dsn, n)) for s, n in names.items()
-            },
-            port_base=ports.base,
-            data_dir=data_dir,
-        )
-        topology = Production(
-            env=env, workdir=workdir, databases=names, broker=broker, ports=[ports]
-        )
-        await topology.ates("migrate")
-        yield topology
-    finally:
-        if topology is not None:
-            topology.stop()  # idempotent: what the test stopped already is only waited for
-        for block in topology.ports if topology is not None else [ports]:
-            block.release()
-        if created:
-            maintenance = await asyncpg.connect(postgres_dsn)
-            try:
-                for name in created:
-                    await maintenance.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await maintenance.close()
+            if topology is not None:
+                topology.stop()  # idempotent: what the test stopped already is only waited for
+            for block in topology.ports if topology is not None else [ports]:
+                block.release()
 
 
 # processes per scaled-out service: two of each that consumes events, so that each of

@@ -9,45 +9,32 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from html import unescape
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from ates.cli import app as cli
 from ates.config import Settings
-from ates.platform import deadletters, migrations
+from ates.platform import deadletters
 from ates.platform.dates import format_moment
-from ates.platform.events import Event
-from ates.platform.runtime import Runtime, ServiceSpec, build_runtime
-from ates.platform.service import create_app, running
 from ates.platform.tables import inbox
-from ates.platform.uow import UnitOfWork
 from ates.testing.events import account_created
-from tests.integration.test_retry_at_start import publish
-from tests.support import TokenFactory, eventually, make_settings, page_cookie
+from tests.support import (
+    FailingHandler,
+    TokenFactory,
+    eventually,
+    failing_service,
+    make_settings,
+    page_cookie,
+    publish,
+)
 
 pytestmark = pytest.mark.integration
 
 SAME_SITE = {"Origin": "http://notifications"}  # what a browser sends from the page itself
-
-
-class Handler:
-    """``AccountCreated`` of a test service: raises (a bug) until fixed."""
-
-    def __init__(self) -> None:
-        self.fixed = False
-        self.applied: list[str] = []
-
-    async def __call__(self, event: Event, uow: UnitOfWork) -> None:
-        if not self.fixed:
-            raise RuntimeError("bug: no such column people.nickname")
-        self.applied.append(str(event.event_id))
 
 
 @pytest.fixture
@@ -55,24 +42,6 @@ def settings(tmp_path: Path, nats_url: str) -> Settings:
     return make_settings(
         tmp_path / "data", nats_url, max_deliveries=2, dead_letter_retries_at_start=0
     )
-
-
-@asynccontextmanager
-async def started(
-    settings: Settings, tokens: TokenFactory, handler: Handler
-) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
-    """The test service with its pages, consuming from the broker."""
-    spec = ServiceSpec(
-        name="notifications", title="Console test", consumes={"AccountCreated": handler}
-    )
-    runtime = build_runtime(spec, settings, verifier=tokens.verifier())
-    await migrations.upgrade("notifications", runtime.db)
-    app = create_app(spec, settings, runtime=runtime, messaging=False)
-    async with running(runtime):
-        await asyncio.wait_for(runtime.broker_ready.wait(), 20)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://notifications") as http:
-            yield runtime, http
 
 
 def forms(page: str) -> dict[str, str]:
@@ -92,9 +61,10 @@ async def dlq_list(settings: Settings) -> list[dict[str, object]]:
 async def test_a_letter_is_replayed_from_the_page_after_the_fix_and_applied_once(
     settings: Settings, tokens: TokenFactory
 ) -> None:
-    handler = Handler()
+    handler = FailingHandler(RuntimeError("bug: no such column people.nickname"))
     broken, other = account_created(username="broken-one"), account_created(username="other")
-    async with started(settings, tokens, handler) as (runtime, http):
+    async with failing_service(settings, tokens, handler) as service:
+        runtime, http = service.runtime, service.client
         await publish(settings, broken, other)
 
         async def both_letters() -> list[deadletters.DeadLetter]:
@@ -169,8 +139,9 @@ async def test_a_letter_is_replayed_from_the_page_after_the_fix_and_applied_once
 async def test_only_an_admin_may_see_or_press_and_never_from_another_site(
     settings: Settings, tokens: TokenFactory
 ) -> None:
-    handler = Handler()
-    async with started(settings, tokens, handler) as (runtime, http):
+    handler = FailingHandler(RuntimeError("bug: no such column people.nickname"))
+    async with failing_service(settings, tokens, handler) as service:
+        runtime, http = service.runtime, service.client
         await publish(settings, account_created(username="broken-one"))
         (letter,) = await eventually(lambda: deadletters.list_dead_letters(runtime.db))
         handler.fixed = True

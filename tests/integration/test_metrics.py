@@ -12,9 +12,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ates.config import Settings
-from ates.platform.broker import OutgoingMessage, create_broker
+from ates.platform.broker import OutgoingMessage
 from tests.integration.tasks.helpers import hire
-from tests.support import Harness, TokenFactory, eventually, service_harness
+from tests.support import Harness, TokenFactory, eventually, publish, service_harness
 
 pytestmark = pytest.mark.integration
 
@@ -65,15 +65,9 @@ async def test_every_series_is_exposed_and_follows_the_events(
         )
         assert done.status_code == 200
         # A message no consumer can read goes to billing's dead letters.
-        assert settings.broker_url is not None
-        broker = create_broker(settings.broker_url)
-        await broker.connect()
-        try:
-            await broker.publish(
-                [OutgoingMessage(str(uuid.uuid4()), "tasks", "TaskCreated", b"not an event")]
-            )
-        finally:
-            await broker.close()
+        await publish(
+            settings, OutgoingMessage(str(uuid.uuid4()), "tasks", "TaskCreated", b"not an event")
+        )
 
         def grown(before: Samples, after: Samples, name: str, **labels: str) -> float:
             was = total(before, name, **labels) if _has(before, name, labels) else 0.0

@@ -6,8 +6,6 @@ the letter; invalid and rejected letters wait for a person."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,36 +15,23 @@ from sqlalchemy import func, insert, select
 
 from ates.config import Settings
 from ates.platform import deadletters, migrations
-from ates.platform.broker import OutgoingMessage, create_broker
-from ates.platform.consumer import Rejected
+from ates.platform.broker import OutgoingMessage
 from ates.platform.db import Database
 from ates.platform.events import Event
-from ates.platform.runtime import Runtime, ServiceSpec, build_runtime
-from ates.platform.service import running
 from ates.platform.tables import dead_letters, inbox
-from ates.platform.uow import UnitOfWork
 from ates.testing.events import account_created
-from tests.support import TokenFactory, eventually, make_settings
+from tests.support import (
+    FailingHandler,
+    TokenFactory,
+    eventually,
+    failing_service,
+    make_settings,
+    publish,
+)
 
 pytestmark = pytest.mark.integration
 
-REJECTED_NAME = "rejected-one"
-
-
-class Handler:
-    """``AccountCreated`` of a test service: broken (a database that is away) until
-    fixed; a person named :data:`REJECTED_NAME` is refused for good."""
-
-    def __init__(self) -> None:
-        self.fixed = False
-        self.applied: list[str] = []
-
-    async def __call__(self, event: Event, uow: UnitOfWork) -> None:
-        if event.data["username"] == REJECTED_NAME:
-            raise Rejected("no such person may exist")
-        if not self.fixed:
-            raise ConnectionError("the database went away")
-        self.applied.append(str(event.event_id))
+REJECTED_NAME = FailingHandler.REJECTED_NAME
 
 
 @pytest.fixture
@@ -54,20 +39,6 @@ def settings(tmp_path: Path, nats_url: str) -> Settings:
     return make_settings(
         tmp_path / "data", nats_url, max_deliveries=2, dead_letter_retries_at_start=2
     )
-
-
-@asynccontextmanager
-async def started(
-    settings: Settings, tokens: TokenFactory, handler: Handler
-) -> AsyncIterator[Runtime]:
-    """The test service, started as ``ates serve`` starts one (migrated first)."""
-    spec = ServiceSpec(
-        name="notifications", title="Retry test", consumes={"AccountCreated": handler}
-    )
-    runtime = build_runtime(spec, settings, verifier=tokens.verifier())
-    await migrations.upgrade("notifications", runtime.db)
-    async with running(runtime):
-        yield runtime
 
 
 async def letters(db: Database) -> dict[str, deadletters.DeadLetter]:
@@ -82,23 +53,13 @@ async def letters(db: Database) -> dict[str, deadletters.DeadLetter]:
     return found
 
 
-async def publish(settings: Settings, *messages: OutgoingMessage) -> None:
-    assert settings.broker_url is not None
-    broker = create_broker(settings.broker_url)
-    await broker.connect()
-    try:
-        await broker.publish(list(messages))
-    finally:
-        await broker.close()
-
-
 async def dead_letter_three_kinds(
-    settings: Settings, tokens: TokenFactory, handler: Handler
+    settings: Settings, tokens: TokenFactory, handler: FailingHandler
 ) -> OutgoingMessage:
     """A first run: a transient failure (given up after two deliveries), a rejected event
     and a message that is no event at all, all in the dead letters."""
     transient = account_created(username="transient-one")
-    async with started(settings, tokens, handler) as runtime:
+    async with failing_service(settings, tokens, handler) as service:
         await publish(
             settings,
             transient,
@@ -107,7 +68,7 @@ async def dead_letter_three_kinds(
         )
 
         async def all_three() -> dict[str, deadletters.DeadLetter]:
-            found = await letters(runtime.db)
+            found = await letters(service.db)
             return found if len(found) == 3 else {}
 
         found = await eventually(all_three)
@@ -123,27 +84,27 @@ async def dead_letter_three_kinds(
 async def test_a_transient_failure_is_retried_at_start_and_applied_once(
     settings: Settings, tokens: TokenFactory
 ) -> None:
-    handler = Handler()
+    handler = FailingHandler(ConnectionError("the database went away"))
     transient = await dead_letter_three_kinds(settings, tokens, handler)
     assert handler.applied == []
 
     handler.fixed = True  # the database is back, or the bug was fixed
-    async with started(settings, tokens, handler) as runtime:
+    async with failing_service(settings, tokens, handler) as service:
 
         async def replayed() -> deadletters.DeadLetter | None:
-            letter = (await letters(runtime.db))["transient-one"]
+            letter = (await letters(service.db))["transient-one"]
             return letter if letter.status == "replayed" else None
 
         letter = await eventually(replayed)
         assert letter.retries == 1
         assert letter.outcome == "retried at start (1 of 2): applied"
-        others = await letters(runtime.db)
+        others = await letters(service.db)
         for name in (REJECTED_NAME, "?"):  # no retry can help those: left to a person
             assert (others[name].status, others[name].retries) == ("pending", 0)
         # What the next start would find: nothing left to retry.
-        consumer = runtime.consumer()
+        consumer = service.runtime.consumer()
         assert await deadletters.retry_transient(consumer, "notifications", 2) == {}
-        async with runtime.db.reader() as session:
+        async with service.db.reader() as session:
             rows = await session.scalar(
                 select(func.count())
                 .select_from(inbox)
@@ -158,12 +119,12 @@ async def test_retries_stop_at_the_limit_with_the_last_outcome(
 ) -> None:
     """The retries of successive starts, run one after the other (the start-up job runs
     ``retry_transient`` once): the handler stays broken, the limit is 2."""
-    handler = Handler()
+    handler = FailingHandler(ConnectionError("the database went away"))
     await dead_letter_three_kinds(settings, tokens, handler)
     no_start_job = settings.model_copy(update={"dead_letter_retries_at_start": 0})
-    async with started(no_start_job, tokens, handler) as runtime:
+    async with failing_service(no_start_job, tokens, handler) as service:
         # Only letters written before a start are retried at that start.
-        consumer = runtime.consumer()
+        consumer = service.runtime.consumer()
         assert (
             await deadletters.retry_transient(
                 consumer, "notifications", 2, before=datetime(2000, 1, 1, tzinfo=UTC)
@@ -173,7 +134,7 @@ async def test_retries_stop_at_the_limit_with_the_last_outcome(
         outcomes = [
             await deadletters.retry_transient(consumer, "notifications", 2) for _ in range(3)
         ]
-        letter = (await letters(runtime.db))["transient-one"]
+        letter = (await letters(service.db))["transient-one"]
     assert [list(found.values()) for found in outcomes] == [["failed"], ["failed"], []]
     assert (letter.status, letter.retries) == ("pending", 2)
     assert letter.outcome == (

@@ -30,8 +30,7 @@ from ates.platform.service import create_app, running
 from ates.platform.tcp import free_port
 from ates.services.registry import spec
 from ates.testing.events import account_created
-from tests.integration.test_retry_at_start import publish
-from tests.support import TokenFactory, eventually, make_settings, page_cookie
+from tests.support import TokenFactory, eventually, make_settings, page_cookie, publish
 
 pytestmark = pytest.mark.integration
 

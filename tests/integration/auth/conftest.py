@@ -12,6 +12,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,16 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
+import sqlalchemy as sa
 import uvicorn
 
 from ates.config import Settings
 from ates.platform import migrations
+from ates.platform.db import Database
 from ates.platform.login import AuthorizationRequest, authorization_request
 from ates.platform.runtime import Runtime, build_runtime
 from ates.platform.service import create_app
+from ates.platform.sessions import page_sessions
 from ates.platform.tcp import free_port
 from ates.services.auth.commands import CreatePerson, create_person
 from ates.services.auth.models import Person
@@ -196,3 +200,16 @@ async def tokens_for(auth: AuthServer, browser: Browser, username: str) -> dict[
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+async def twelve_hours_later(db: Database) -> None:
+    """The one page session in ``db`` lasts twelve hours from sign-in: move its end to a
+    second ago, as twelve hours later (however often its cookie was refreshed meanwhile)."""
+    async with db.sessions() as session, session.begin():
+        started, expires = (
+            await session.execute(sa.select(page_sessions.c.started_at, page_sessions.c.expires_at))
+        ).one()
+        assert expires - started == timedelta(hours=12)
+        await session.execute(
+            sa.update(page_sessions).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )

@@ -8,14 +8,12 @@ import base64
 import json
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from itsdangerous import TimestampSigner
 
 from ates.config import Settings
@@ -23,9 +21,14 @@ from ates.platform import migrations
 from ates.platform.db import Database
 from ates.platform.runtime import build_runtime
 from ates.platform.service import create_app, running
-from ates.platform.sessions import page_sessions
 from ates.services.registry import spec
-from tests.integration.auth.conftest import PASSWORD, AuthServer, Browser, login_form_fields
+from tests.integration.auth.conftest import (
+    PASSWORD,
+    AuthServer,
+    Browser,
+    login_form_fields,
+    twelve_hours_later,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -149,9 +152,10 @@ def frontchannel_urls(html: str) -> set[str]:
     return {unescape(url) for url in re.findall(r'<iframe src="([^"]+)" hidden', html)}
 
 
-async def test_signing_out_at_auth_ends_the_dashboard_sessions_too(
+async def _signed_in_to_dashboard(
     auth: AuthServer, browser: Browser, dashboard: httpx.AsyncClient
-) -> None:
+) -> str:
+    """Polly signs in to the tasks dashboard; the session cookie it set."""
     await auth.person("polly")
     callback_url = f"{auth.settings.public_url('tasks')}/oauth/callback"
     start = await dashboard.get("/login")
@@ -159,8 +163,18 @@ async def test_signing_out_at_auth_ends_the_dashboard_sessions_too(
         start.headers["location"], "polly", PASSWORD, stop_at=callback_url
     )
     landed = await dashboard.get(callback.removeprefix(auth.settings.public_url("tasks")))
+    assert landed.status_code == 303
     assert "principal" in session_of(auth.settings, landed, "tasks")
+    assert (await dashboard.get("/")).status_code == 200
+    cookie = dashboard.cookies.get("ates_tasks_session")
+    assert cookie
+    return cookie
 
+
+async def test_signing_out_at_auth_ends_the_dashboard_sessions_too(
+    auth: AuthServer, browser: Browser, dashboard: httpx.AsyncClient
+) -> None:
+    await _signed_in_to_dashboard(auth, browser, dashboard)
     signed_out = await browser.client.post(f"{auth.url}/logout")  # auth's own button
     assert signed_out.status_code == 200
     tasks = auth.settings.public_url("tasks")
@@ -176,24 +190,6 @@ async def test_signing_out_at_auth_ends_the_dashboard_sessions_too(
 
     wrong_issuer = await dashboard.get("/oauth/frontchannel-logout", params={"iss": "http://x"})
     assert wrong_issuer.status_code == 400
-
-
-async def _signed_in_to_dashboard(
-    auth: AuthServer, browser: Browser, dashboard: httpx.AsyncClient
-) -> str:
-    """Polly signs in to the tasks dashboard; the session cookie it set."""
-    await auth.person("polly")
-    callback_url = f"{auth.settings.public_url('tasks')}/oauth/callback"
-    start = await dashboard.get("/login")
-    callback = await browser.sign_in(
-        start.headers["location"], "polly", PASSWORD, stop_at=callback_url
-    )
-    landed = await dashboard.get(callback.removeprefix(auth.settings.public_url("tasks")))
-    assert landed.status_code == 303
-    assert (await dashboard.get("/")).status_code == 200
-    cookie = dashboard.cookies.get("ates_tasks_session")
-    assert cookie
-    return cookie
 
 
 async def _with_cookie(dashboard: httpx.AsyncClient, cookie: str) -> httpx.Response:
@@ -231,17 +227,7 @@ async def test_a_dashboard_session_ends_twelve_hours_after_sign_in_however_busy(
     assert "max-age=28800" in page.headers["set-cookie"].lower(), "8 hours idle"
     db = Database(auth.settings.database_url("tasks"))
     try:
-        async with db.sessions() as session, session.begin():
-            (started, expires) = (
-                await session.execute(
-                    sa.select(page_sessions.c.started_at, page_sessions.c.expires_at)
-                )
-            ).one()
-            assert expires - started == timedelta(hours=12)
-            # twelve hours later, however often the cookie was refreshed meanwhile
-            await session.execute(
-                sa.update(page_sessions).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
-            )
+        await twelve_hours_later(db)
     finally:
         await db.dispose()
     expired = await dashboard.get("/")

@@ -36,9 +36,29 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _authorize_url(auth: AuthServer, response_type: str, **params: str) -> str:
+    """An authorization request of ``ates-cli`` made by hand: ``authorization_request``
+    always asks for a code with an S256 challenge."""
+    url: str = prepare_grant_uri(
+        f"{auth.url}/oauth/authorize",
+        client_id="ates-cli",
+        response_type=response_type,
+        redirect_uri=CLI_REDIRECT,
+        state="s1",
+        **params,
+    )
+    return url
+
+
 async def _get(auth: AuthServer, path: str, token: str) -> httpx.Response:
     async with httpx.AsyncClient(timeout=10) as http:
         return await http.get(f"{auth.url}{path}", headers={"Authorization": f"Bearer {token}"})
+
+
+def _refused_with(response: httpx.Response, error: str, status: int = 400) -> None:
+    """An OAuth error answer (RFC 6749 §5.2): ``status`` and the ``error`` code."""
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == error
 
 
 async def _refused_everywhere(auth: AuthServer, token: str) -> None:
@@ -123,12 +143,8 @@ async def test_a_reused_code_is_refused_and_revokes_what_it_issued(
     first = await exchange(auth, code, started.verifier)
     assert first.status_code == 200, first.text
 
-    again = await exchange(auth, code, started.verifier)
-    assert again.status_code == 400
-    assert again.json()["error"] == "invalid_grant"
-    revoked = await refresh(auth, first.json()["refresh_token"])
-    assert revoked.status_code == 400
-    assert revoked.json()["error"] == "invalid_grant"
+    _refused_with(await exchange(auth, code, started.verifier), "invalid_grant")
+    _refused_with(await refresh(auth, first.json()["refresh_token"]), "invalid_grant")
 
 
 async def test_a_missing_or_wrong_pkce_verifier_is_refused(
@@ -136,17 +152,12 @@ async def test_a_missing_or_wrong_pkce_verifier_is_refused(
 ) -> None:
     await auth.person("polly")
     code, started = await authorize(auth, browser, "polly")
-    missing = await exchange(auth, code, None)
-    assert missing.status_code == 400
-    assert missing.json()["error"] == "invalid_request"
+    _refused_with(await exchange(auth, code, None), "invalid_request")
     # a failed exchange burns the code: it cannot be retried with the right verifier
-    burnt = await exchange(auth, code, started.verifier)
-    assert burnt.json()["error"] == "invalid_grant"
+    _refused_with(await exchange(auth, code, started.verifier), "invalid_grant")
 
     code, started = await authorize(auth, browser, "polly")
-    wrong = await exchange(auth, code, started.verifier[::-1])
-    assert wrong.status_code == 400
-    assert wrong.json()["error"] == "invalid_grant"
+    _refused_with(await exchange(auth, code, started.verifier[::-1]), "invalid_grant")
 
     code, started = await authorize(auth, browser, "polly")
     assert (await exchange(auth, code, started.verifier)).status_code == 200
@@ -165,15 +176,7 @@ async def test_authorize_requires_an_s256_challenge(
     auth: AuthServer, browser: Browser, pkce: dict[str, str]
 ) -> None:
     await auth.person("polly")
-    url = prepare_grant_uri(
-        f"{auth.url}/oauth/authorize",
-        client_id="ates-cli",
-        response_type="code",
-        redirect_uri=CLI_REDIRECT,
-        scope="openid",
-        state="s1",
-        **pkce,
-    )
+    url = _authorize_url(auth, "code", scope="openid", **pkce)
     callback = await browser.sign_in(url, "polly", "correct horse battery", stop_at=CLI_REDIRECT)
     query = parse_qs(urlsplit(callback).query)
     assert query["error"] == ["invalid_request"]
@@ -183,13 +186,7 @@ async def test_authorize_requires_an_s256_challenge(
 
 async def test_no_implicit_and_no_password_grant(auth: AuthServer) -> None:
     await auth.person("polly")
-    implicit = prepare_grant_uri(
-        f"{auth.url}/oauth/authorize",
-        client_id="ates-cli",
-        response_type="token",
-        redirect_uri=CLI_REDIRECT,
-        state="s1",
-    )
+    implicit = _authorize_url(auth, "token")
     async with httpx.AsyncClient(timeout=10) as http:
         answer = await http.get(implicit)
         password = await http.post(
@@ -205,8 +202,7 @@ async def test_no_implicit_and_no_password_grant(auth: AuthServer) -> None:
     assert parse_qs(urlsplit(answer.headers["location"]).query)["error"] == [
         "unsupported_response_type"
     ]
-    assert password.status_code == 400
-    assert password.json()["error"] == "unsupported_grant_type"
+    _refused_with(password, "unsupported_grant_type")
 
 
 async def test_a_replayed_refresh_token_revokes_the_whole_family(
@@ -220,12 +216,8 @@ async def test_a_replayed_refresh_token_revokes_the_whole_family(
     assert second["refresh_token"] != first["refresh_token"]
     assert (await _get(auth, "/api/me", second["access_token"])).status_code == 200
 
-    replay = await refresh(auth, first["refresh_token"])
-    assert replay.status_code == 400
-    assert replay.json()["error"] == "invalid_grant"
-    family_gone = await refresh(auth, second["refresh_token"])
-    assert family_gone.status_code == 400
-    assert family_gone.json()["error"] == "invalid_grant"
+    _refused_with(await refresh(auth, first["refresh_token"]), "invalid_grant")  # a replay
+    _refused_with(await refresh(auth, second["refresh_token"]), "invalid_grant")  # its family
 
 
 async def test_a_dashboard_client_must_present_its_secret(
@@ -233,41 +225,24 @@ async def test_a_dashboard_client_must_present_its_secret(
 ) -> None:
     await auth.person("polly")
     callback = f"{auth.settings.public_url('billing')}/oauth/callback"
-    secret = first_party_client_secret(auth.settings, "billing")
 
-    code, started = await authorize(
-        auth, browser, "polly", client_id="billing", redirect_uri=callback
-    )
-    without = await exchange(
-        auth, code, started.verifier, client_id="billing", redirect_uri=callback
-    )
-    assert without.status_code == 401
-    assert without.json()["error"] == "invalid_client"
+    async def signed_in_and_exchanged(client_secret: str | None) -> httpx.Response:
+        code, started = await authorize(
+            auth, browser, "polly", client_id="billing", redirect_uri=callback
+        )
+        return await exchange(
+            auth,
+            code,
+            started.verifier,
+            client_id="billing",
+            client_secret=client_secret,
+            redirect_uri=callback,
+        )
 
-    code, started = await authorize(
-        auth, browser, "polly", client_id="billing", redirect_uri=callback
-    )
-    wrong = await exchange(
-        auth,
-        code,
-        started.verifier,
-        client_id="billing",
-        client_secret="x" * 64,
-        redirect_uri=callback,
-    )
+    _refused_with(await signed_in_and_exchanged(None), "invalid_client", 401)
+    wrong = await signed_in_and_exchanged("x" * 64)
     assert wrong.status_code == 401
-
-    code, started = await authorize(
-        auth, browser, "polly", client_id="billing", redirect_uri=callback
-    )
-    right = await exchange(
-        auth,
-        code,
-        started.verifier,
-        client_id="billing",
-        client_secret=secret,
-        redirect_uri=callback,
-    )
+    right = await signed_in_and_exchanged(first_party_client_secret(auth.settings, "billing"))
     assert right.status_code == 200, right.text
     assert "refresh_token" not in right.json()  # dashboards keep a session, not tokens
 

@@ -59,32 +59,20 @@ async def test_an_admin_adds_and_edits_people(auth: AuthServer) -> None:
         assert public_id, home.text
         page = f"/people/{public_id.group(1)}"
 
-        edited = await http.post(
-            page,
-            data={
-                "csrf_token": csrf,
-                "full_name": "Polly P. Parrot",
-                "email": "polly@ates.local",
-                "role": "manager",
-                "active": "no",
-            },
-        )
+        edit = {
+            "csrf_token": csrf,
+            "full_name": "Polly P. Parrot",
+            "email": "polly@ates.local",
+            "role": "manager",
+            "active": "no",
+        }
+        edited = await http.post(page, data=edit)
         # deactivating asks first, saying what it does, and changes nothing yet
         assert edited.status_code == 200
         assert "Deactivate Polly Parrot?" in edited.text
         assert "will no longer be able to sign in" in edited.text
         assert "· active" in (await http.get(page)).text
-        edited = await http.post(
-            page,
-            data={
-                "csrf_token": csrf,
-                "full_name": "Polly P. Parrot",
-                "email": "polly@ates.local",
-                "role": "manager",
-                "active": "no",
-                "confirmed": "yes",
-            },
-        )
+        edited = await http.post(page, data={**edit, "confirmed": "yes"})
         assert edited.status_code == 303
         shown = await http.get(page)
         assert "Saved Polly P. Parrot (polly)." in shown.text

@@ -154,9 +154,10 @@ def test_a_refresh_token_family_has_an_absolute_end() -> None:
     assert domain.refresh_token_expiry(late, T0) == T0 + domain.REFRESH_FAMILY_MAX_AGE
 
 
-def test_access_token_claims_are_the_contract() -> None:
-    claims = domain.access_token_claims(
-        domain.Identity(public_id="p-1", username="polly", role="worker"),
+def _claims_of(identity: domain.Identity) -> dict[str, object]:
+    """The claims of an access token of ``identity`` issued to tasks at t=1000 for 300 s."""
+    return domain.access_token_claims(
+        identity,
         issuer="http://auth",
         audience="ates-api",
         client_id="tasks",
@@ -165,6 +166,10 @@ def test_access_token_claims_are_the_contract() -> None:
         ttl_seconds=300,
         token_id="t-1",
     )
+
+
+def test_access_token_claims_are_the_contract() -> None:
+    claims = _claims_of(domain.Identity(public_id="p-1", username="polly", role="worker"))
     assert claims == {
         "iss": "http://auth",
         "aud": "ates-api",
@@ -180,14 +185,7 @@ def test_access_token_claims_are_the_contract() -> None:
 
 
 def test_access_tokens_name_the_person_for_the_pages() -> None:
-    claims = domain.access_token_claims(
-        domain.Identity(public_id="p-1", username="polly", role="worker", full_name="Polly P"),
-        issuer="http://auth",
-        audience="ates-api",
-        client_id="tasks",
-        scope="openid profile",
-        issued_at=1000,
-        ttl_seconds=300,
-        token_id="t-1",
+    claims = _claims_of(
+        domain.Identity(public_id="p-1", username="polly", role="worker", full_name="Polly P")
     )
     assert claims["name"] == "Polly P"
