@@ -248,12 +248,8 @@ async def create_person(
 async def person_page(
     request: Request, public_id: str, admin: SignedInAdmin, runtime: RuntimeDep
 ) -> Response:
-    try:
-        if not is_uuid(public_id):  # nobody has such an id (and PostgreSQL may refuse it)
-            raise queries.PersonNotFound(public_id)
-        async with runtime.uow() as uow:
-            person = await queries.get_person(uow, public_id)
-    except queries.PersonNotFound:
+    person = await _person_or_none(runtime, public_id)
+    if person is None:
         return error_page(request, 404, "There is no such person.")
     return page(
         request,
@@ -281,12 +277,8 @@ async def change_person(
     if not csrf_ok(request, csrf):
         flash(request, FORM_EXPIRED, "error")
         return RedirectResponse(f"/people/{public_id}", status_code=303)
-    if active == "no" and confirmed != "yes" and is_uuid(public_id):
-        async with runtime.uow() as uow:
-            try:
-                before = await queries.get_person(uow, public_id)
-            except queries.PersonNotFound:
-                before = None
+    if active == "no" and confirmed != "yes":
+        before = await _person_or_none(runtime, public_id)
         if before is not None and before.active:
             # deactivating is the one edit that locks someone out: ask first
             return page(
@@ -362,7 +354,7 @@ async def reset_password(
 
 
 async def _person_or_none(runtime: Runtime, public_id: str) -> Person | None:
-    if not is_uuid(public_id):
+    if not is_uuid(public_id):  # nobody has such an id (and PostgreSQL may refuse it)
         return None
     async with runtime.uow() as uow:
         try:
