@@ -248,17 +248,7 @@ async def create_person(
 async def person_page(
     request: Request, public_id: str, admin: SignedInAdmin, runtime: RuntimeDep
 ) -> Response:
-    person = await _person_or_none(runtime, public_id)
-    if person is None:
-        return error_page(request, 404, "There is no such person.")
-    return page(
-        request,
-        "person.html",
-        user=principal(admin),
-        person=person,
-        roles=ROLES,
-        csrf_token=csrf_token(request),
-    )
+    return await _person_page(request, admin, runtime, public_id, "person.html", roles=ROLES)
 
 
 @router.post("/people/{public_id}")
@@ -317,16 +307,7 @@ async def confirm_reset(
     request: Request, public_id: str, admin: SignedInAdmin, runtime: RuntimeDep
 ) -> Response:
     """The question before a password reset, saying what it does."""
-    person = await _person_or_none(runtime, public_id)
-    if person is None:
-        return error_page(request, 404, "There is no such person.")
-    return page(
-        request,
-        "confirm_reset.html",
-        user=principal(admin),
-        person=person,
-        csrf_token=csrf_token(request),
-    )
+    return await _person_page(request, admin, runtime, public_id, "confirm_reset.html")
 
 
 @router.post("/people/{public_id}/password")
@@ -351,6 +332,28 @@ async def reset_password(
     )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+async def _person_page(
+    request: Request,
+    admin: Person,
+    runtime: Runtime,
+    public_id: str,
+    template: str,
+    **context: Any,
+) -> Response:
+    """A page with a form about the person ``public_id``; 404 when there is no such person."""
+    person = await _person_or_none(runtime, public_id)
+    if person is None:
+        return error_page(request, 404, "There is no such person.")
+    return page(
+        request,
+        template,
+        user=principal(admin),
+        person=person,
+        csrf_token=csrf_token(request),
+        **context,
+    )
 
 
 async def _person_or_none(runtime: Runtime, public_id: str) -> Person | None:
