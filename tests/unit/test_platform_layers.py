@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "params",
         "redaction",
         "security",
+        "server_process",
         "sql",
         "sqlite",
         "sqltypes",

@@ -113,11 +113,8 @@ class Database:
             yield
             return
         async with lock:
-            token = _holding.set(_holding.get() | {id(self)})
-            try:
+            with self.writing():
                 yield
-            finally:
-                _holding.reset(token)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:

@@ -51,30 +51,27 @@ async def _merge_person(uow: UnitOfWork, public_id: str, facts: PersonFacts) -> 
     row.role_stamp, row.active_stamp = merged.role_stamp, merged.active_stamp
 
 
-async def on_account_created(event: Event, uow: UnitOfWork) -> None:
-    created = AccountCreated.of(event)
+async def _merge_profile(
+    uow: UnitOfWork, event: Event, profile: AccountCreated | AccountUpdated
+) -> None:
+    """A whole profile: a created account is active, an updated one says whether it is."""
     facts = PersonFacts(
         stamp=event_stamp(event),
-        username=created.username,
-        email=created.email,
-        full_name=created.full_name,
-        role=created.role,
-        active=True,
+        username=profile.username,
+        email=profile.email,
+        full_name=profile.full_name,
+        role=profile.role,
+        active=profile.active if isinstance(profile, AccountUpdated) else True,
     )
-    await _merge_person(uow, created.public_id, facts)
+    await _merge_person(uow, profile.public_id, facts)
+
+
+async def on_account_created(event: Event, uow: UnitOfWork) -> None:
+    await _merge_profile(uow, event, AccountCreated.of(event))
 
 
 async def on_account_updated(event: Event, uow: UnitOfWork) -> None:
-    updated = AccountUpdated.of(event)
-    facts = PersonFacts(
-        stamp=event_stamp(event),
-        username=updated.username,
-        email=updated.email,
-        full_name=updated.full_name,
-        role=updated.role,
-        active=updated.active,
-    )
-    await _merge_person(uow, updated.public_id, facts)
+    await _merge_profile(uow, event, AccountUpdated.of(event))
 
 
 async def on_account_role_changed(event: Event, uow: UnitOfWork) -> None:

@@ -25,6 +25,7 @@ from ates.clitools import (
 
 if TYPE_CHECKING:
     from ates.platform.runtime import Runtime
+    from ates.services.auth.models import Person
 
 users_app = typer.Typer(
     rich_markup_mode=None,
@@ -96,17 +97,25 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     )
 
 
+async def _named(runtime: Runtime, username: str) -> Person:
+    """The person called ``username``; without one the command fails (exit code 1)."""
+    from ates.services.auth import queries
+
+    async with runtime.uow() as uow:
+        person = await queries.find_person(uow, username)
+    if person is None:
+        fail(f"no person with username {username!r}", code=1)
+    return person
+
+
 def _change(username: str, data_dir: DataDirOption, **change: object) -> None:
-    from ates.services.auth import commands, queries
+    from ates.services.auth import commands
     from ates.services.auth.domain import PersonConflict, PersonRuleError
 
     settings = load_settings(data_dir)
 
     async def _apply(runtime: Runtime) -> None:
-        async with runtime.uow() as uow:
-            person = await queries.find_person(uow, username)
-        if person is None:
-            fail(f"no person with username {username!r}", code=1)
+        person = await _named(runtime, username)
         async with runtime.uow() as uow:
             person = await commands.change_person(
                 uow,
@@ -150,15 +159,12 @@ def activate(username: str, data_dir: DataDirOption = None) -> None:
 def reset_password(username: str, data_dir: DataDirOption = None) -> None:
     """Give a person a one-time password, printed here for you to tell them; they choose
     their own at their next sign-in (announced as AccountPasswordReset)."""
-    from ates.services.auth import commands, queries
+    from ates.services.auth import commands
 
     settings = load_settings(data_dir)
 
     async def _reset(runtime: Runtime) -> str:
-        async with runtime.uow() as uow:
-            person = await queries.find_person(uow, username)
-        if person is None:
-            fail(f"no person with username {username!r}", code=1)
+        person = await _named(runtime, username)
         async with runtime.uow() as uow:
             _, one_time = await commands.reset_password(
                 uow, commands.ResetPassword(public_id=person.public_id)

@@ -71,15 +71,6 @@ def profile(person: Person) -> domain.Profile:
     )
 
 
-def identity(person: Person) -> domain.Identity:
-    return domain.Identity(
-        public_id=person.public_id,
-        username=person.username,
-        role=person.role,
-        full_name=person.full_name,
-    )
-
-
 async def create_person(uow: UnitOfWork, command: CreatePerson) -> Person:
     username = domain.check_username(command.username)
     role = domain.check_role(command.role)

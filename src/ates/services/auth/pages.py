@@ -248,21 +248,7 @@ async def create_person(
 async def person_page(
     request: Request, public_id: str, admin: SignedInAdmin, runtime: RuntimeDep
 ) -> Response:
-    try:
-        if not is_uuid(public_id):  # nobody has such an id (and PostgreSQL may refuse it)
-            raise queries.PersonNotFound(public_id)
-        async with runtime.uow() as uow:
-            person = await queries.get_person(uow, public_id)
-    except queries.PersonNotFound:
-        return error_page(request, 404, "There is no such person.")
-    return page(
-        request,
-        "person.html",
-        user=principal(admin),
-        person=person,
-        roles=ROLES,
-        csrf_token=csrf_token(request),
-    )
+    return await _person_page(request, admin, runtime, public_id, "person.html", roles=ROLES)
 
 
 @router.post("/people/{public_id}")
@@ -281,12 +267,8 @@ async def change_person(
     if not csrf_ok(request, csrf):
         flash(request, FORM_EXPIRED, "error")
         return RedirectResponse(f"/people/{public_id}", status_code=303)
-    if active == "no" and confirmed != "yes" and is_uuid(public_id):
-        async with runtime.uow() as uow:
-            try:
-                before = await queries.get_person(uow, public_id)
-            except queries.PersonNotFound:
-                before = None
+    if active == "no" and confirmed != "yes":
+        before = await _person_or_none(runtime, public_id)
         if before is not None and before.active:
             # deactivating is the one edit that locks someone out: ask first
             return page(
@@ -325,16 +307,7 @@ async def confirm_reset(
     request: Request, public_id: str, admin: SignedInAdmin, runtime: RuntimeDep
 ) -> Response:
     """The question before a password reset, saying what it does."""
-    person = await _person_or_none(runtime, public_id)
-    if person is None:
-        return error_page(request, 404, "There is no such person.")
-    return page(
-        request,
-        "confirm_reset.html",
-        user=principal(admin),
-        person=person,
-        csrf_token=csrf_token(request),
-    )
+    return await _person_page(request, admin, runtime, public_id, "confirm_reset.html")
 
 
 @router.post("/people/{public_id}/password")
@@ -361,8 +334,30 @@ async def reset_password(
     return response
 
 
+async def _person_page(
+    request: Request,
+    admin: Person,
+    runtime: Runtime,
+    public_id: str,
+    template: str,
+    **context: Any,
+) -> Response:
+    """A page with a form about the person ``public_id``; 404 when there is no such person."""
+    person = await _person_or_none(runtime, public_id)
+    if person is None:
+        return error_page(request, 404, "There is no such person.")
+    return page(
+        request,
+        template,
+        user=principal(admin),
+        person=person,
+        csrf_token=csrf_token(request),
+        **context,
+    )
+
+
 async def _person_or_none(runtime: Runtime, public_id: str) -> Person | None:
-    if not is_uuid(public_id):
+    if not is_uuid(public_id):  # nobody has such an id (and PostgreSQL may refuse it)
         return None
     async with runtime.uow() as uow:
         try:

@@ -29,6 +29,7 @@ router = APIRouter(include_in_schema=False)
 ACCOUNTING = ("admin", "accountant")
 AccountingPage = Annotated[Principal, Depends(page_roles(*ACCOUNTING))]
 PEOPLE_PAGE = 100
+DateQuery = Annotated[str | None, Query(alias="date")]  # the day a page shows
 
 
 def _day(request: Request, value: str | None, fallback: date) -> date:
@@ -83,7 +84,7 @@ async def home(
     request: Request,
     user: PageUser,
     runtime: RuntimeDep,
-    day: Annotated[str | None, Query(alias="date")] = None,
+    day: DateQuery = None,
 ) -> HTMLResponse:
     if user.has_role(*ACCOUNTING):
         return await company(request, user, runtime, day)
@@ -95,7 +96,7 @@ async def my_account(
     request: Request,
     user: PageUser,
     runtime: RuntimeDep,
-    day: Annotated[str | None, Query(alias="date")] = None,
+    day: DateQuery = None,
 ) -> HTMLResponse:
     async with runtime.db.reader() as session:
         account = await queries.account_of(session, str(user.public_id))
@@ -116,7 +117,7 @@ async def person_account(
     owner_public_id: uuid.UUID,
     user: AccountingPage,
     runtime: RuntimeDep,
-    day: Annotated[str | None, Query(alias="date")] = None,
+    day: DateQuery = None,
 ) -> HTMLResponse:
     async with runtime.db.reader() as session:
         account = await queries.account_of(session, str(owner_public_id))
@@ -137,7 +138,7 @@ async def company(
     request: Request,
     user: AccountingPage,
     runtime: RuntimeDep,
-    day: Annotated[str | None, Query(alias="date")] = None,
+    day: DateQuery = None,
     days_back: Annotated[int, Query(alias="days", ge=1, le=queries.MAX_DAYS)] = 14,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # beyond int4: no such page
 ) -> HTMLResponse:

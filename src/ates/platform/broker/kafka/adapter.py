@@ -328,17 +328,12 @@ class KafkaBroker(Broker):
         topic = self._names.domain_topic(domain)
         try:
             await self.connect()
-            (described,) = await self.admin.describe_topics([topic])
-            partitions = [p["partition"] for p in described["partitions"]]
-            if described["error_code"] or not partitions:
-                return 0  # no such topic (yet): nothing published
-            reader = await self._offset_reader()
-            tps = [TopicPartition(topic, p) for p in partitions]
-            ends = await reader.end_offsets(tps)
-            starts = await reader.beginning_offsets(tps)
+            retained = await self._retained(topic)
         except BROKER_ERRORS as error:
             raise BrokerUnavailable(f"cannot read offsets of {topic}: {error!r}") from error
-        return sum(ends[tp] - starts[tp] for tp in tps)
+        if retained is None:
+            return 0  # no such topic (yet): nothing published
+        return sum(end - start for start, end in retained.values())
 
     async def lag(self, group: str, domain: str) -> int | None:
         """End offsets of the domain's partitions minus the group's committed offsets (a
@@ -352,24 +347,31 @@ class KafkaBroker(Broker):
                 )
             except GroupCoordinatorNotAvailableError:
                 return None  # no group has committed anything yet (no offsets topic)
-            (described,) = await self.admin.describe_topics([topic])
-            partitions = [p["partition"] for p in described["partitions"]]
-            if described["error_code"] or not partitions:
-                return None
-            reader = await self._offset_reader()
-            tps = [TopicPartition(topic, p) for p in partitions]
-            ends = await reader.end_offsets(tps)
-            starts = await reader.beginning_offsets(tps)
+            retained = await self._retained(topic)
         except BROKER_ERRORS as error:
             raise BrokerUnavailable(f"cannot read the offsets of {group}: {error!r}") from error
-        if not committed:
-            return None  # no such group (yet)
+        if retained is None or not committed:
+            return None  # no such topic or no such group (yet)
         lag = 0
-        for tp in tps:
+        for tp, (start, end) in retained.items():
             offset = committed.get(tp)
-            position = offset.offset if offset is not None and offset.offset >= 0 else starts[tp]
-            lag += max(0, ends[tp] - max(position, starts[tp]))
+            position = offset.offset if offset is not None and offset.offset >= 0 else start
+            lag += max(0, end - max(position, start))
         return lag
+
+    async def _retained(self, topic: str) -> dict[TopicPartition, tuple[int, int]] | None:
+        """Each partition of ``topic`` with its first retained offset and its end offset;
+        None when there is no such topic (yet). The client's errors pass through: the
+        caller says what it could not read."""
+        (described,) = await self.admin.describe_topics([topic])
+        partitions = [p["partition"] for p in described["partitions"]]
+        if described["error_code"] or not partitions:
+            return None
+        reader = await self._offset_reader()
+        tps = [TopicPartition(topic, p) for p in partitions]
+        ends = await reader.end_offsets(tps)
+        starts = await reader.beginning_offsets(tps)
+        return {tp: (starts[tp], ends[tp]) for tp in tps}
 
     async def _offset_reader(self) -> AIOKafkaConsumer:
         async with self._lock:

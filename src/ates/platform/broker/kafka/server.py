@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import base64
 import os
-import signal
 import socket
 import struct
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
+from ates.platform.server_process import spawn, terminate, wait_ready
 from ates.platform.tcp import free_port
 
 FETCH_SCRIPT = "deploy/kafka/fetch.sh"
@@ -123,23 +122,18 @@ class LocalKafka:
         properties = self._write_config()
         if not (self.data_dir / "log" / "meta.properties").exists():
             self._format(properties)
-        with self.log_file.open("ab") as out:
-            self.process = subprocess.Popen(
-                [*self._java(), *self._class_archive(), "kafka.Kafka", str(properties)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # a Ctrl-C reaches the tests, which stop it in order
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise LocalKafkaError(
-                    f"Kafka exited with {self.process.returncode}; see {self.log_file}"
-                )
-            if broker_ready(self.host, self.port):
-                return self.url
-            time.sleep(0.05)
+        self.process = spawn(
+            [*self._java(), *self._class_archive(), "kafka.Kafka", str(properties)],
+            self.log_file,
+        )
+        host, port, log_file = self.host, self.port, self.log_file
+        if wait_ready(
+            self.process,
+            lambda: broker_ready(host, port),
+            timeout,
+            lambda code: LocalKafkaError(f"Kafka exited with {code}; see {log_file}"),
+        ):
+            return self.url
         self.stop()
         raise LocalKafkaError(f"Kafka did not answer on {self.url} in {timeout}s")
 
@@ -148,12 +142,7 @@ class LocalKafka:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if not terminate(process, timeout):
             self._keep_archive(complete=False)
         self._keep_archive(complete=True)
 

@@ -10,19 +10,26 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
+from ates.platform.server_process import spawn, terminate, wait_ready
 from ates.platform.tcp import free_port, port_is_free
 
 
 class EmbeddedNatsError(RuntimeError):
     pass
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
 
 
 def find_binary() -> str:
@@ -91,28 +98,16 @@ class EmbeddedNats:
                 ]
             )
         )
-        log_file = (self.data_dir / "nats-server.log").open("ab")
-        self.process = subprocess.Popen(
-            [find_binary(), "-c", str(config)],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C reaches us; we stop it in order
-        )
-        log_file.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise EmbeddedNatsError(
-                    f"nats-server exited with {self.process.returncode}; "
-                    f"see {self.data_dir / 'nats-server.log'}"
-                )
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection((self.host, self.port), timeout=0.2),
-            ):
-                return self.url
-            time.sleep(0.05)
+        log_file = self.data_dir / "nats-server.log"
+        self.process = spawn([find_binary(), "-c", str(config)], log_file)
+        host, port = self.host, self.port
+        if wait_ready(
+            self.process,
+            lambda: _listening(host, port),
+            timeout,
+            lambda code: EmbeddedNatsError(f"nats-server exited with {code}; see {log_file}"),
+        ):
+            return self.url
         self.stop()
         raise EmbeddedNatsError(f"nats-server did not listen on {self.url} in {timeout}s")
 
@@ -120,12 +115,7 @@ class EmbeddedNats:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, timeout)
 
     def __enter__(self) -> EmbeddedNats:
         self.start()

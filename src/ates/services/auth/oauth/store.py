@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 
 import structlog
-from sqlalchemy import exists, select, update
+from sqlalchemy import ColumnElement, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ates.services.auth import domain
@@ -153,16 +153,15 @@ async def mark_used(session: AsyncSession, row: RefreshToken, now: datetime) -> 
 
 
 async def revoke_family(session: AsyncSession, family_id: str, now: datetime) -> None:
-    await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+    await _revoke(session, RefreshToken.family_id == family_id, now)
 
 
 async def revoke_person_tokens(session: AsyncSession, person_public_id: str, now: datetime) -> None:
+    await _revoke(session, RefreshToken.person_public_id == person_public_id, now)
+
+
+async def _revoke(session: AsyncSession, which: ColumnElement[bool], now: datetime) -> None:
+    """Revoke the refresh tokens ``which`` selects that are not revoked yet."""
     await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.person_public_id == person_public_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
+        update(RefreshToken).where(which, RefreshToken.revoked_at.is_(None)).values(revoked_at=now)
     )
