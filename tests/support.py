@@ -7,12 +7,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
+from sqlalchemy import insert
 
 from ates.config import Settings
 from ates.platform import migrations
@@ -23,6 +25,7 @@ from ates.platform.events import Event
 from ates.platform.runtime import Runtime, ServiceSpec, build_runtime
 from ates.platform.security import API_AUDIENCE, StaticJwks, TokenVerifier
 from ates.platform.service import create_app, running
+from ates.platform.tables import dead_letters
 from ates.platform.tracing import Tracing
 from ates.platform.uow import UnitOfWork
 from ates.services.registry import spec
@@ -202,3 +205,31 @@ async def page_cookie(
     data = base64.b64encode(json.dumps(session).encode())
     value = TimestampSigner(runtime.settings.secret_key).sign(data).decode()
     return {f"ates_{runtime.spec.name}_session": value}
+
+
+async def store_dead_letter(db: Database, consumer: str) -> tuple[int, Event]:
+    """A dead letter of ``consumer`` as a failed handler leaves it (an ``AccountDeactivated``
+    after five attempts): its id and the event inside."""
+    event = Event(
+        event_name="AccountDeactivated",
+        event_version=1,
+        producer="auth",
+        data={"public_id": str(uuid.uuid4())},
+    )
+    async with db.sessions() as session, session.begin():
+        letter_id = await session.scalar(
+            insert(dead_letters)
+            .returning(dead_letters.c.id)
+            .values(
+                consumer=consumer,
+                event_id=str(event.event_id),
+                event_name=event.event_name,
+                subject="accounts.AccountDeactivated",
+                payload=event.to_json(),
+                error="failed: RuntimeError('bug')",
+                attempts=5,
+                created_at=datetime.now(UTC),
+            )
+        )
+    assert letter_id is not None
+    return int(letter_id), event

@@ -3,18 +3,14 @@ are the database contract's: ``tests/integration/database_contract/messaging.py`
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
 
 from ates.platform import migrations
 from ates.platform.db import Database
-from ates.platform.events import Event
-from ates.platform.tables import dead_letters
+from tests.support import store_dead_letter
 
 pytestmark = pytest.mark.integration
 
@@ -27,33 +23,6 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-async def _letter(db: Database, consumer: str) -> tuple[int, Event]:
-    event = Event(
-        event_name="AccountDeactivated",
-        event_version=1,
-        producer="auth",
-        data={"public_id": str(uuid.uuid4())},
-    )
-    async with db.sessions() as session, session.begin():
-        connection = await session.connection()
-        result = await connection.execute(
-            insert(dead_letters).values(
-                consumer=consumer,
-                event_id=str(event.event_id),
-                event_name=event.event_name,
-                subject="accounts.AccountDeactivated",
-                payload=event.to_json(),
-                error="failed: RuntimeError('bug')",
-                attempts=5,
-                created_at=datetime.now(UTC),
-            )
-        )
-        key = result.inserted_primary_key
-        assert key is not None
-        letter_id = int(key[0])
-    return letter_id, event
-
-
 async def test_the_dead_letter_list_prints_json_for_scripts(db: Database, tmp_path: Path) -> None:
     import asyncio
     import json
@@ -62,7 +31,7 @@ async def test_the_dead_letter_list_prints_json_for_scripts(db: Database, tmp_pa
 
     from ates.cli import app
 
-    letter_id, event = await _letter(db, "notifications")
+    letter_id, event = await store_dead_letter(db, "notifications")
     words = ["dlq", "list", "notifications", "--json", "--data-dir", str(tmp_path)]
     listed = await asyncio.to_thread(CliRunner().invoke, app, words)
     assert listed.exit_code == 0, listed.output

@@ -9,11 +9,10 @@ import contextlib
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from ates.platform import deadletters, migrations
 from ates.platform.broker import (
@@ -36,7 +35,7 @@ from ates.schemas.accounts import AccountCreated
 from ates.testing.events import account_created
 from tests.integration.broker_contract import Recorder, consuming
 from tests.integration.database_contract.base import DatabaseBase, LockWatch
-from tests.support import eventually
+from tests.support import eventually, store_dead_letter
 
 
 def delivery(message: OutgoingMessage, attempt: int = 1) -> Delivery:
@@ -292,7 +291,7 @@ class DeadLetterContract(DatabaseBase):
         consumer = EventConsumer(
             "notifications", db, {"AccountDeactivated": fixed_handler}, default_registry()
         )
-        letter_id, event = await _letter(db, consumer="notifications-g2")
+        letter_id, event = await store_dead_letter(db, consumer="notifications-g2")
 
         assert await deadletters.replay(consumer, letter_id) == "applied"
         assert applied == [event.event_id]
@@ -313,7 +312,7 @@ class DeadLetterContract(DatabaseBase):
         consumer = EventConsumer(
             "notifications", db, {"AccountDeactivated": still_broken}, default_registry()
         )
-        letter_id, _ = await _letter(db, consumer="notifications")
+        letter_id, _ = await store_dead_letter(db, consumer="notifications")
         with pytest.raises(RuntimeError, match="still broken"):
             await deadletters.replay(consumer, letter_id)
         letter = await deadletters.get_dead_letter(db, letter_id)
@@ -329,38 +328,12 @@ class DeadLetterContract(DatabaseBase):
 
     async def test_a_resolution_with_an_error_keeps_its_status(self, db: Database) -> None:
         """Issue 13 (13b): giving an error used to drop the status (and the time)."""
-        letter_id, _ = await _letter(db, consumer="notifications")
+        letter_id, _ = await store_dead_letter(db, consumer="notifications")
         await deadletters._resolve(db, letter_id, "discarded", error="not ours to apply")
         letter = await deadletters.get_dead_letter(db, letter_id)
         assert letter is not None
         assert (letter.status, letter.error) == ("discarded", "not ours to apply")
         assert await deadletters.list_dead_letters(db) == []
-
-
-async def _letter(db: Database, consumer: str) -> tuple[int, Event]:
-    event = Event(
-        event_name="AccountDeactivated",
-        event_version=1,
-        producer="auth",
-        data={"public_id": str(uuid.uuid4())},
-    )
-    async with db.sessions() as session, session.begin():
-        letter_id = await session.scalar(
-            insert(dead_letters)
-            .returning(dead_letters.c.id)
-            .values(
-                consumer=consumer,
-                event_id=str(event.event_id),
-                event_name=event.event_name,
-                subject="accounts.AccountDeactivated",
-                payload=event.to_json(),
-                error="failed: RuntimeError('bug')",
-                attempts=5,
-                created_at=datetime.now(UTC),
-            )
-        )
-    assert letter_id is not None
-    return int(letter_id), event
 
 
 async def _true(value: bool) -> bool:
