@@ -145,7 +145,8 @@ async def consume_in_sessions(
     until cancelled. A session binds to the broker and delivers batches until its
     connection, channel or group membership is gone; it then raises one of ``lost``
     (logged; the next session starts after ``delay`` seconds) or returns (the next starts
-    at once). Any other error is a bug and ends ``consume``."""
+    at once, so a session returns only when something changed: NATS's client reconnected).
+    Any other error is a bug and ends ``consume``."""
     while True:
         stop_if_cancelled()
         try:
