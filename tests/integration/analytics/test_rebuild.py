@@ -167,20 +167,12 @@ async def test_a_rebuild_of_a_stopped_service_gives_the_same_snapshot(
             await wait_applied(analytics.db, "analytics", len(w.events))
             first = await snapshot(analytics.client, tokens, w)
         # the service is stopped: the CLI rebuilds alone
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ates",
-            "replay",
+        code, output = await rebuild_command(
             "analytics",
-            "--data-dir",
-            str(ny_settings.data_dir),
-            env={**os.environ, "ATES_BROKER_URL": url, "ATES_TIMEZONE": ZONE},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+            ny_settings.data_dir,
+            {**os.environ, "ATES_BROKER_URL": url, "ATES_TIMEZONE": ZONE},
         )
-        output = (await asyncio.wait_for(process.communicate(), 120))[0].decode()
-        assert process.returncode == 0, output
+        assert code == 0, output
         assert "analytics rebuilt as generation 2" in output
         async with service_harness("analytics", ny_settings, tokens) as analytics:
             assert await applied_count(analytics.db, "analytics-g2") == len(w.events)
@@ -196,20 +188,12 @@ async def test_a_rebuild_of_a_stopped_service_gives_the_same_snapshot(
 
 async def test_only_a_read_model_can_be_rebuilt(ny_settings: Settings) -> None:
     for service in ("billing", "nosuch"):
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ates",
-            "replay",
+        code, output = await rebuild_command(
             service,
-            "--data-dir",
-            str(ny_settings.data_dir),
-            env={**os.environ, "ATES_BROKER_URL": ny_settings.broker_url or ""},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+            ny_settings.data_dir,
+            {**os.environ, "ATES_BROKER_URL": ny_settings.broker_url or ""},
         )
-        output = (await asyncio.wait_for(process.communicate(), 60))[0].decode()
-        assert process.returncode == 2, output
+        assert code == 2, output
         assert ("cannot be rebuilt" if service == "billing" else "unknown service") in output
 
 
@@ -267,20 +251,8 @@ async def test_the_rebuild_finds_the_bundled_broker_or_starts_it(
     for generation in (2, 3):
         if generation == 3:
             nats_server.stop()  # the stack is down: the command starts the server itself
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ates",
-            "replay",
-            "analytics",
-            "--data-dir",
-            str(tmp_path),
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        output = (await asyncio.wait_for(process.communicate(), 120))[0].decode()
-        assert process.returncode == 0, output
+        code, output = await rebuild_command("analytics", tmp_path, env)
+        assert code == 0, output
         assert f"analytics rebuilt as generation {generation}: {len(w.events)} events" in output
     runtime = build_runtime(spec("analytics"), settings, verifier=tokens.verifier())
     assert await applied_count(runtime.db, "analytics-g3") == len(w.events)
@@ -301,3 +273,22 @@ def processes() -> list[str]:
 
 async def _started(progress: list[tuple[int, int]]) -> bool:
     return bool(progress)
+
+
+async def rebuild_command(service: str, data_dir: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Run ``ates replay SERVICE`` as an operator would; its exit code and output."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ates",
+        "replay",
+        service,
+        "--data-dir",
+        str(data_dir),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output = (await asyncio.wait_for(process.communicate(), 120))[0].decode()
+    assert process.returncode is not None  # communicate() waited for the exit
+    return process.returncode, output
